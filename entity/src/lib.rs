@@ -1,0 +1,10 @@
+//! SeaORM entities of recordsync.
+//!
+//! # Layout
+//! - [`record`]: the current state of every live record.
+//! - [`record_change`]: the change log, one row per committed create, update or delete.
+//! - [`change_log_state`]: one row remembering how far the change log has been pruned.
+
+pub mod change_log_state;
+pub mod record;
+pub mod record_change;

@@ -1,0 +1,15 @@
+//! Schema migrations, applied automatically when the server starts.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261126_000001_create_tables;
+
+/// Every migration of recordsync, oldest first.
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261126_000001_create_tables::Migration)]
+    }
+}
