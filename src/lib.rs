@@ -1,0 +1,175 @@
+//! recordsync: a GraphQL server that keeps CRUD records in sync between many users in
+//! real time.
+//!
+//! Every mutation commits the record and an entry in the change log in one
+//! transaction, then publishes the change to the broker. The `recordChanged`
+//! subscription reads the broker's live stream and, whenever it resumes from a cursor
+//! or falls behind, the change log itself, so each subscriber receives every matching
+//! change in commit order exactly once.
+//!
+//! # Layout
+//! - [`config`]: every setting and limit, from flags or the environment.
+//! - [`error`]: the one error enum and the code each variant shows a client.
+//! - [`store`]: all database work, including the single write path.
+//! - [`broker`]: fan-out of committed changes and the per-subscription feed.
+//! - [`graphql`]: schema, resolvers, HTTP and WebSocket transports.
+//! - [`telemetry`]: logging.
+//! - this file: [`App`], which builds the state and serves the router until a shutdown
+//!   future resolves. `main` and the tests start the server the same way.
+
+pub mod broker;
+pub mod config;
+pub mod error;
+pub mod graphql;
+pub mod store;
+pub mod telemetry;
+
+use std::{future::Future, sync::Arc};
+
+use axum::{
+    Json, Router,
+    extract::State,
+    http::StatusCode,
+    response::{IntoResponse, Redirect},
+    routing::get,
+};
+use serde_json::json;
+use tokio::net::TcpListener;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+use tower_http::{limit::RequestBodyLimitLayer, trace::TraceLayer};
+
+pub use config::{Cli, Command, Config};
+
+use crate::{
+    broker::Broker,
+    graphql::AppSchema,
+    store::{Limits, Store},
+};
+
+/// Everything a request handler needs; every field is a cheap handle.
+#[derive(Clone)]
+pub struct AppState {
+    /// The GraphQL schema (holds the store as context data).
+    pub schema: AppSchema,
+    /// The store.
+    pub store: Store,
+    /// The settings.
+    pub config: Arc<Config>,
+    /// Cancelled when the server shuts down; WebSockets close on it.
+    pub shutdown: CancellationToken,
+    /// WebSocket connections and background tasks, awaited at shutdown.
+    pub tasks: TaskTracker,
+}
+
+/// A built server, ready to serve.
+pub struct App {
+    state: AppState,
+}
+
+impl App {
+    /// Opens (and migrates) the database and builds the state.
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let db = store::connect(&config).await?;
+        store::migrate(&db).await?;
+        let head = store::changes::head(&db).await?;
+        let broker = Broker::new(head, config.live_buffer);
+        let limits = Limits {
+            max_data_bytes: config.max_data_bytes,
+            default_page_size: config.default_page_size,
+            max_page_size: config.max_page_size,
+            catch_up_batch: config.catch_up_batch,
+        };
+        let store = Store::new(db, broker, limits);
+        let schema = graphql::schema::build(store.clone(), &config);
+        Ok(Self {
+            state: AppState {
+                schema,
+                store,
+                config: Arc::new(config),
+                shutdown: CancellationToken::new(),
+                tasks: TaskTracker::new(),
+            },
+        })
+    }
+
+    /// The store (for inspection in tests and tools).
+    pub fn store(&self) -> &Store {
+        &self.state.store
+    }
+
+    /// Serves on `listener` until `shutdown` resolves, then stops accepting, finishes
+    /// in-flight requests, closes WebSockets with 1001 and stops background work.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let state = self.state;
+        state.tasks.spawn(prune_loop(state.clone()));
+        let token = state.shutdown.clone();
+        let grace = state.config.shutdown_grace;
+        let tasks = state.tasks.clone();
+        axum::serve(listener, router(state))
+            .with_graceful_shutdown(async move {
+                shutdown.await;
+                tracing::info!("shutting down");
+                token.cancel();
+            })
+            .await?;
+        tasks.close();
+        if tokio::time::timeout(grace, tasks.wait()).await.is_err() {
+            tracing::warn!("shutdown grace period over; dropping remaining connections");
+        }
+        Ok(())
+    }
+}
+
+/// Builds the state and serves until `shutdown` resolves.
+pub async fn run(
+    listener: TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    App::build(config).await?.serve(listener, shutdown).await
+}
+
+/// The HTTP routes.
+pub fn router(state: AppState) -> Router {
+    let body_limit = state.config.max_body_bytes;
+    Router::new()
+        .route("/", get(|| async { Redirect::temporary("/graphql") }))
+        .route("/graphql", get(graphql::http::get).post(graphql::http::post))
+        .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
+        .route("/readyz", get(readyz))
+        .layer(RequestBodyLimitLayer::new(body_limit))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// Ready when the database answers.
+async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
+    match state.store.ping().await {
+        Ok(()) => (StatusCode::OK, Json(json!({"status": "ready"}))),
+        Err(err) => {
+            tracing::warn!(error = %err, "database unreachable");
+            (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "database unreachable"})))
+        }
+    }
+}
+
+/// Prunes the change log every `prune_interval` until shutdown.
+async fn prune_loop(state: AppState) {
+    let mut tick = tokio::time::interval(state.config.prune_interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = state.shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        match state.store.prune(state.config.change_retention).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(pruned = n, "pruned the change log"),
+            Err(err) => tracing::warn!(error = %err, "pruning the change log failed"),
+        }
+    }
+}

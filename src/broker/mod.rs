@@ -1,0 +1,95 @@
+//! Fan-out of committed changes to subscribers.
+//!
+//! # Layout
+//! - this file: [`Broker`], a bounded broadcast of every committed change, each tagged
+//!   with the position published before it so a receiver can tell it missed one.
+//! - [`feed`]: one subscription's stream: replay from the change log, then live
+//!   changes, falling back to the log whenever the live stream has a gap.
+//!
+//! The broadcast is bounded (`--live-buffer`): a subscriber that falls further behind
+//! than that gets `Lagged` and reads what it missed from the change log, so a slow
+//! client costs memory only for the shared buffer, never an unbounded queue.
+
+pub mod feed;
+
+use std::sync::{
+    Arc, Mutex,
+    atomic::{AtomicU64, Ordering},
+};
+
+use tokio::sync::broadcast;
+
+use crate::store::Change;
+
+/// A committed change as the broker hands it out.
+#[derive(Debug)]
+pub struct Published {
+    /// The position published just before this one.
+    pub prev: i64,
+    /// The change.
+    pub change: Arc<Change>,
+}
+
+/// Counters a test or an operator can read.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Changes published.
+    pub published: AtomicU64,
+    /// Times a subscriber went back to the change log because the live stream had a gap.
+    pub catch_ups: AtomicU64,
+}
+
+/// A cheap-to-clone handle on the fan-out.
+#[derive(Clone)]
+pub struct Broker {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    /// The live stream of every change.
+    tx: broadcast::Sender<Arc<Published>>,
+    /// The newest published position; taken with `tx.subscribe()` under the same lock
+    /// so a new receiver knows exactly where its live stream starts.
+    head: Mutex<i64>,
+    /// Counters.
+    stats: Stats,
+}
+
+impl Broker {
+    /// A broker whose log is at `head`, buffering up to `capacity` live changes.
+    pub fn new(head: i64, capacity: usize) -> Self {
+        let (tx, _) = broadcast::channel(capacity.max(1));
+        Self { inner: Arc::new(Inner { tx, head: Mutex::new(head), stats: Stats::default() }) }
+    }
+
+    /// Publishes a committed change. Callers publish in commit order.
+    pub fn publish(&self, change: Change) {
+        let mut head = self.inner.head.lock().unwrap_or_else(|e| e.into_inner());
+        let published = Arc::new(Published { prev: *head, change: Arc::new(change) });
+        *head = published.change.seq;
+        // No receivers is not an error: nobody is listening right now.
+        let _ = self.inner.tx.send(published);
+        self.inner.stats.published.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A receiver of every change published after the returned position.
+    pub fn subscribe(&self) -> (broadcast::Receiver<Arc<Published>>, i64) {
+        let head = self.inner.head.lock().unwrap_or_else(|e| e.into_inner());
+        (self.inner.tx.subscribe(), *head)
+    }
+
+    /// The newest published position.
+    pub fn head(&self) -> i64 {
+        *self.inner.head.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Live receivers right now.
+    pub fn receivers(&self) -> usize {
+        self.inner.tx.receiver_count()
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> &Stats {
+        &self.inner.stats
+    }
+}

@@ -1,0 +1,133 @@
+//! Every setting of the server, from the command line or the environment.
+//!
+//! Each limit the server enforces lives here with its default, so `recordsync --help`
+//! is the complete list of what can be tuned.
+
+use std::{net::SocketAddr, time::Duration};
+
+use clap::{Args, Parser, Subcommand};
+
+/// The command line: a subcommand (default `serve`) and the server settings.
+#[derive(Debug, Parser)]
+#[command(name = "recordsync", version, about = "Real-time CRUD sync over GraphQL")]
+pub struct Cli {
+    /// What to do; `serve` when omitted.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// Server settings, accepted before or after the subcommand.
+    #[command(flatten)]
+    pub config: Config,
+}
+
+/// The subcommands.
+#[derive(Debug, Clone, Copy, Subcommand)]
+pub enum Command {
+    /// Apply migrations and serve GraphQL (the default).
+    Serve,
+    /// Print the GraphQL schema (SDL) and exit.
+    Schema,
+    /// Apply pending database migrations and exit.
+    Migrate,
+}
+
+/// Server settings. Every option can also be set through the environment variable named
+/// in `--help`.
+#[derive(Debug, Clone, Args)]
+pub struct Config {
+    /// Address to listen on.
+    #[arg(long, env = "RECORDSYNC_LISTEN", default_value = "127.0.0.1:8000", global = true)]
+    pub listen: SocketAddr,
+
+    /// Database URL. SQLite (`sqlite://file.db`) is the default; the file is created on
+    /// first start and opened in WAL mode.
+    #[arg(
+        long,
+        env = "RECORDSYNC_DATABASE_URL",
+        default_value = "sqlite://recordsync.db",
+        global = true
+    )]
+    pub database_url: String,
+
+    /// Largest number of pooled database connections.
+    #[arg(long, env = "RECORDSYNC_DB_POOL_SIZE", default_value_t = 8, global = true)]
+    pub db_pool_size: u32,
+
+    /// Largest serialized size of a record's `data`, in bytes.
+    #[arg(long, env = "RECORDSYNC_MAX_DATA_BYTES", default_value_t = 64 * 1024, global = true)]
+    pub max_data_bytes: usize,
+
+    /// Largest HTTP request body, in bytes.
+    #[arg(long, env = "RECORDSYNC_MAX_BODY_BYTES", default_value_t = 1024 * 1024, global = true)]
+    pub max_body_bytes: usize,
+
+    /// Page size of `records` and `changes` when `first`/`last` is not given.
+    #[arg(long, env = "RECORDSYNC_DEFAULT_PAGE_SIZE", default_value_t = 50, global = true)]
+    pub default_page_size: u32,
+
+    /// Largest `first`/`last` a client may ask for; larger is `BAD_USER_INPUT`.
+    #[arg(long, env = "RECORDSYNC_MAX_PAGE_SIZE", default_value_t = 500, global = true)]
+    pub max_page_size: u32,
+
+    /// Deepest GraphQL selection accepted.
+    #[arg(long, env = "RECORDSYNC_MAX_QUERY_DEPTH", default_value_t = 16, global = true)]
+    pub max_query_depth: usize,
+
+    /// Largest GraphQL query complexity accepted (each field counts one).
+    #[arg(long, env = "RECORDSYNC_MAX_QUERY_COMPLEXITY", default_value_t = 1000, global = true)]
+    pub max_query_complexity: usize,
+
+    /// How long changes stay in the change log. A cursor older than this gets
+    /// `CURSOR_EXPIRED`. Accepts `7d`, `12h`, `30m`, `10s`.
+    #[arg(long, env = "RECORDSYNC_CHANGE_RETENTION", default_value = "7d", value_parser = humantime::parse_duration, global = true)]
+    pub change_retention: Duration,
+
+    /// How often expired changes are pruned.
+    #[arg(long, env = "RECORDSYNC_PRUNE_INTERVAL", default_value = "1m", value_parser = humantime::parse_duration, global = true)]
+    pub prune_interval: Duration,
+
+    /// Live changes buffered in memory for subscribers. A subscriber that falls further
+    /// behind catches up from the change log instead, so this bounds memory, not delivery.
+    #[arg(long, env = "RECORDSYNC_LIVE_BUFFER", default_value_t = 1024, global = true)]
+    pub live_buffer: usize,
+
+    /// Changes read from the log per query while a subscriber replays or catches up.
+    #[arg(long, env = "RECORDSYNC_CATCH_UP_BATCH", default_value_t = 500, global = true)]
+    pub catch_up_batch: u32,
+
+    /// Largest WebSocket message accepted from a client, in bytes.
+    #[arg(long, env = "RECORDSYNC_WS_MAX_MESSAGE_BYTES", default_value_t = 256 * 1024, global = true)]
+    pub ws_max_message_bytes: usize,
+
+    /// Time a WebSocket client has to send `connection_init` before it is closed (4408).
+    #[arg(long, env = "RECORDSYNC_WS_INIT_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration, global = true)]
+    pub ws_init_timeout: Duration,
+
+    /// Active subscriptions one WebSocket connection may hold.
+    #[arg(long, env = "RECORDSYNC_WS_MAX_SUBSCRIPTIONS", default_value_t = 100, global = true)]
+    pub ws_max_subscriptions: usize,
+
+    /// Outgoing messages queued per WebSocket connection before its subscriptions wait
+    /// (and, if they wait long, catch up from the change log).
+    #[arg(long, env = "RECORDSYNC_WS_SEND_QUEUE", default_value_t = 64, global = true)]
+    pub ws_send_queue: usize,
+
+    /// How long shutdown waits for in-flight requests and WebSockets to finish.
+    #[arg(long, env = "RECORDSYNC_SHUTDOWN_GRACE", default_value = "10s", value_parser = humantime::parse_duration, global = true)]
+    pub shutdown_grace: Duration,
+}
+
+impl Default for Config {
+    /// The documented defaults, with the environment variables applied as on start-up.
+    fn default() -> Self {
+        #[derive(Parser)]
+        struct Defaults {
+            #[command(flatten)]
+            config: Config,
+        }
+        // Parsing an empty command line cannot fail: every field has a default.
+        match Defaults::try_parse_from(["recordsync"]) {
+            Ok(d) => d.config,
+            Err(e) => unreachable!("defaults must parse: {e}"),
+        }
+    }
+}

@@ -1,0 +1,191 @@
+//! Reading and pruning the change log.
+//!
+//! Readers never take the write lock: on SQLite in WAL mode and on PostgreSQL a read
+//! sees a snapshot while writers go on, so replaying old changes never blocks writes.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use entity::{change_log_state, record_change::{self, Column}};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+    sea_query::Expr,
+};
+use uuid::Uuid;
+
+use super::{Change, ChangeKind, Store};
+use crate::error::{Error, Result};
+
+/// Which changes a reader wants.
+#[derive(Debug, Clone, Default)]
+pub struct ChangeFilter {
+    /// Only this collection.
+    pub collection: Option<String>,
+    /// Only this record.
+    pub id: Option<Uuid>,
+    /// Only these kinds (all when `None`).
+    pub kinds: Option<Vec<ChangeKind>>,
+}
+
+impl ChangeFilter {
+    /// Whether `change` passes the filter.
+    pub fn matches(&self, change: &Change) -> bool {
+        self.collection.as_ref().is_none_or(|c| *c == change.collection)
+            && self.id.is_none_or(|id| id == change.record_id)
+            && self.kinds.as_ref().is_none_or(|kinds| {
+                kinds.iter().any(|k| k.as_str() == change.kind)
+            })
+    }
+
+    fn condition(&self) -> sea_orm::Condition {
+        let mut cond = sea_orm::Condition::all();
+        if let Some(c) = &self.collection {
+            cond = cond.add(Column::Collection.eq(c.clone()));
+        }
+        if let Some(id) = self.id {
+            cond = cond.add(Column::RecordId.eq(id));
+        }
+        if let Some(kinds) = &self.kinds {
+            cond = cond.add(Column::Kind.is_in(kinds.iter().map(|k| k.as_str())));
+        }
+        cond
+    }
+}
+
+/// A run of changes read from the log.
+#[derive(Debug, Clone)]
+pub struct ChangeBatch {
+    /// The matching changes, in order.
+    pub changes: Vec<Change>,
+    /// Every change up to this position has been considered (matching or not).
+    pub through: i64,
+    /// The log holds more changes after `through`.
+    pub has_more: bool,
+}
+
+/// The newest committed position (0 for an empty log).
+pub async fn head(conn: &impl ConnectionTrait) -> Result<i64> {
+    let max: Option<Option<i64>> = record_change::Entity::find()
+        .select_only()
+        .column_as(Column::Seq.max(), "max")
+        .into_tuple()
+        .one(conn)
+        .await?;
+    let pruned = pruned_through(conn).await?;
+    Ok(max.flatten().unwrap_or(0).max(pruned))
+}
+
+/// Everything at or below this position has been pruned.
+pub async fn pruned_through(conn: &impl ConnectionTrait) -> Result<i64> {
+    Ok(change_log_state::Entity::find_by_id(1)
+        .one(conn)
+        .await?
+        .map(|s| s.pruned_through)
+        .unwrap_or(0))
+}
+
+impl Store {
+    /// The newest committed position.
+    pub async fn head(&self) -> Result<i64> {
+        head(self.db()).await
+    }
+
+    /// Checks that a client may resume after `after`: `CURSOR_EXPIRED` if changes it
+    /// has not seen were pruned, `BAD_USER_INPUT` if it is ahead of the log.
+    pub async fn check_resume(&self, after: i64) -> Result<()> {
+        let txn = self.read_txn().await?;
+        let pruned = pruned_through(&txn).await?;
+        let head = head(&txn).await?;
+        txn.commit().await?;
+        if after < pruned {
+            return Err(Error::CursorExpired);
+        }
+        if after > head {
+            return Err(Error::bad_input("cursor is ahead of the change log"));
+        }
+        Ok(())
+    }
+
+    /// Up to `limit` matching changes after `after` and at or below `upto`.
+    ///
+    /// `upto` must be a committed position: since positions commit in order, nothing at
+    /// or below it can still appear, so `through` is safe to resume from.
+    pub async fn changes_between(
+        &self,
+        after: i64,
+        upto: i64,
+        filter: &ChangeFilter,
+        limit: u64,
+    ) -> Result<ChangeBatch> {
+        let txn = self.read_txn().await?;
+        if after < pruned_through(&txn).await? {
+            return Err(Error::CursorExpired);
+        }
+        let mut changes = record_change::Entity::find()
+            .filter(Column::Seq.gt(after))
+            .filter(Column::Seq.lte(upto))
+            .filter(filter.condition())
+            .order_by_asc(Column::Seq)
+            .limit(limit + 1)
+            .all(&txn)
+            .await?;
+        txn.commit().await?;
+        let has_more = changes.len() as u64 > limit;
+        changes.truncate(limit as usize);
+        let through = match changes.last() {
+            Some(last) if has_more => last.seq,
+            _ => upto,
+        };
+        Ok(ChangeBatch { changes, through, has_more })
+    }
+
+    /// A page of the change log for polling clients: matching changes after `after`
+    /// (or from the oldest retained change).
+    pub async fn changes(&self, after: Option<i64>, filter: &ChangeFilter, first: u64) -> Result<ChangeBatch> {
+        let txn = self.read_txn().await?;
+        let pruned = pruned_through(&txn).await?;
+        let head = head(&txn).await?;
+        txn.commit().await?;
+        let after = match after {
+            Some(a) if a < pruned => return Err(Error::CursorExpired),
+            Some(a) if a > head => return Err(Error::bad_input("cursor is ahead of the change log")),
+            Some(a) => a,
+            None => pruned,
+        };
+        self.changes_between(after, head, filter, first).await
+    }
+
+    /// Deletes changes older than `retention` and records how far the log was pruned.
+    /// Returns the number of changes deleted.
+    pub async fn prune(&self, retention: Duration) -> Result<u64> {
+        let retention = chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::MAX);
+        let Some(cutoff) = Utc::now().checked_sub_signed(retention) else {
+            return Ok(0);
+        };
+        let _writer = self.writer.lock().await;
+        let txn = self.db().begin().await?;
+        let newest_expired: Option<Option<i64>> = record_change::Entity::find()
+            .select_only()
+            .column_as(Column::Seq.max(), "max")
+            .filter(Column::ChangedAt.lt(cutoff))
+            .into_tuple()
+            .one(&txn)
+            .await?;
+        let Some(through) = newest_expired.flatten() else {
+            return Ok(0);
+        };
+        let deleted = record_change::Entity::delete_many()
+            .filter(Column::Seq.lte(through))
+            .exec(&txn)
+            .await?
+            .rows_affected;
+        change_log_state::Entity::update_many()
+            .col_expr(change_log_state::Column::PrunedThrough, Expr::value(through))
+            .filter(change_log_state::Column::Id.eq(1))
+            .filter(change_log_state::Column::PrunedThrough.lt(through))
+            .exec(&txn)
+            .await?;
+        txn.commit().await?;
+        Ok(deleted)
+    }
+}

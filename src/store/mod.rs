@@ -1,0 +1,354 @@
+//! All database work: records, the change log, and the one path every write takes.
+//!
+//! # Layout
+//! - this file: [`Store`], connecting and migrating, and [`Store::apply`], the only code
+//!   that writes a record. It commits the record and its change-log entry in one
+//!   transaction and then hands the change to the [`Broker`].
+//! - [`records`]: reading records and `records` pages.
+//! - [`changes`]: reading and pruning the change log.
+//! - [`cursor`]: opaque cursor encoding.
+//! - [`patch`]: JSON Merge Patch and the canonical JSON form.
+//!
+//! # Why sequence order is commit order
+//! Writers hold one lock (`Store::writer`) from the start of their transaction until
+//! after the broker has been told about their change. With SQLite there is a single
+//! writer anyway; the lock only keeps our own writers from contending for it. So the
+//! sequence number a change gets is assigned, committed and published in the same
+//! order, and a reader that sees change N has already been able to see every change
+//! below N.
+
+pub mod changes;
+pub mod cursor;
+pub mod patch;
+pub mod records;
+
+use std::{str::FromStr, sync::Arc};
+
+use chrono::{DateTime, Utc};
+use entity::{record, record_change};
+use migration::{Migrator, MigratorTrait};
+use sea_orm::{
+    ActiveModelTrait, ConnectOptions, Database, DatabaseConnection,
+    DatabaseTransaction, DbBackend, EntityTrait, IntoActiveModel, Set, SqlErr, TransactionTrait,
+    sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous},
+};
+use serde_json::Value;
+use tokio::sync::Mutex;
+use uuid::Uuid;
+
+use crate::{
+    broker::Broker,
+    config::Config,
+    error::{Error, Result},
+};
+
+/// What happened to a record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ChangeKind {
+    /// The record was created.
+    Created,
+    /// The record's data was replaced or patched.
+    Updated,
+    /// The record was deleted.
+    Deleted,
+}
+
+impl ChangeKind {
+    /// The name stored in the change log.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Created => "CREATED",
+            Self::Updated => "UPDATED",
+            Self::Deleted => "DELETED",
+        }
+    }
+}
+
+impl FromStr for ChangeKind {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "CREATED" => Ok(Self::Created),
+            "UPDATED" => Ok(Self::Updated),
+            "DELETED" => Ok(Self::Deleted),
+            other => Err(Error::Internal(format!("unknown change kind {other:?} in the log"))),
+        }
+    }
+}
+
+/// A committed change, as the change log holds it.
+pub type Change = record_change::Model;
+
+/// One write a client asked for.
+#[derive(Debug, Clone)]
+pub enum Write {
+    /// Create a record.
+    Create {
+        /// The collection.
+        collection: String,
+        /// The record's data.
+        data: Value,
+    },
+    /// Replace a record's data.
+    Replace {
+        /// The new data.
+        data: Value,
+        /// Refuse unless the record is at this version.
+        expected_version: Option<i32>,
+    },
+    /// Merge-patch a record's data (RFC 7396).
+    Patch {
+        /// The merge patch.
+        patch: Value,
+        /// Refuse unless the record is at this version.
+        expected_version: Option<i32>,
+    },
+    /// Delete a record.
+    Delete {
+        /// Refuse unless the record is at this version.
+        expected_version: Option<i32>,
+    },
+}
+
+/// The limits the store enforces on what clients send.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Largest serialized `data`.
+    pub max_data_bytes: usize,
+    /// Page size when a client gives none.
+    pub default_page_size: u32,
+    /// Largest page size a client may ask for.
+    pub max_page_size: u32,
+    /// Changes read per query while replaying.
+    pub catch_up_batch: u32,
+}
+
+/// A cheap-to-clone handle on the database, the write lock and the broker.
+#[derive(Clone)]
+pub struct Store {
+    /// The connection pool.
+    db: DatabaseConnection,
+    /// Held by every writer from `BEGIN` until its change is published.
+    writer: Arc<Mutex<()>>,
+    /// Where committed changes go.
+    broker: Broker,
+    /// What clients may send.
+    limits: Arc<Limits>,
+}
+
+/// Opens the database named by `config` (creating a SQLite file if needed).
+pub async fn connect(config: &Config) -> Result<DatabaseConnection> {
+    let mut opt = ConnectOptions::new(config.database_url.clone());
+    opt.max_connections(config.db_pool_size.max(1))
+        .sqlx_logging(false)
+        .map_sqlx_sqlite_opts(|o| {
+            o.create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                // In WAL mode NORMAL survives a process crash; only an OS crash or
+                // power loss can lose the last commits.
+                .synchronous(SqliteSynchronous::Normal)
+                .busy_timeout(std::time::Duration::from_secs(5))
+        });
+    Ok(Database::connect(opt).await?)
+}
+
+/// Applies every pending migration.
+pub async fn migrate(db: &DatabaseConnection) -> Result<()> {
+    Ok(Migrator::up(db, None).await?)
+}
+
+/// Now, at the microsecond precision the database keeps.
+fn now() -> DateTime<Utc> {
+    let micros = Utc::now().timestamp_micros();
+    DateTime::from_timestamp_micros(micros).unwrap_or_else(Utc::now)
+}
+
+impl Store {
+    /// A store on a migrated database, publishing to `broker`.
+    pub fn new(db: DatabaseConnection, broker: Broker, limits: Limits) -> Self {
+        Self { db, writer: Arc::new(Mutex::new(())), broker, limits: Arc::new(limits) }
+    }
+
+    /// The connection pool.
+    pub fn db(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
+    /// The broker committed changes are published to.
+    pub fn broker(&self) -> &Broker {
+        &self.broker
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Which database this is.
+    pub fn backend(&self) -> DbBackend {
+        self.db.get_database_backend()
+    }
+
+    /// Creates a record (with `id`, or a new one).
+    pub async fn create(&self, id: Option<Uuid>, collection: String, data: Value) -> Result<record::Model> {
+        validate_collection(&collection)?;
+        self.apply(id.unwrap_or_else(Uuid::new_v4), Write::Create { collection, data }).await
+    }
+
+    /// Applies one write to record `id`: validates it, commits the record and its
+    /// change-log entry in one transaction, then publishes the change. Returns the
+    /// record's state after the write (for a delete: its last state). A refused write
+    /// changes and publishes nothing.
+    pub async fn apply(&self, id: Uuid, write: Write) -> Result<record::Model> {
+        let _writer = self.writer.lock().await;
+        let txn = self.db.begin().await?;
+        let current = record::Entity::find_by_id(id).one(&txn).await?;
+        let at = now();
+        let (kind, state) = match (write, current) {
+            (Write::Create { .. }, Some(_)) => return Err(Error::AlreadyExists(id)),
+            (Write::Create { collection, data }, None) => {
+                let state = record::Model {
+                    id,
+                    collection,
+                    data: self.checked_data(data)?,
+                    version: 1,
+                    created_at: at,
+                    updated_at: at,
+                };
+                state.clone().into_active_model().insert(&txn).await.map_err(|e| {
+                    match e.sql_err() {
+                        Some(SqlErr::UniqueConstraintViolation(_)) => Error::AlreadyExists(id),
+                        _ => Error::Database(e),
+                    }
+                })?;
+                (ChangeKind::Created, state)
+            }
+            (_, None) => return Err(Error::NotFound(id)),
+            (Write::Delete { expected_version }, Some(current)) => {
+                check_version(&current, expected_version)?;
+                record::Entity::delete_by_id(id).exec(&txn).await?;
+                (ChangeKind::Deleted, current)
+            }
+            (Write::Replace { data, expected_version }, Some(current)) => {
+                check_version(&current, expected_version)?;
+                (ChangeKind::Updated, self.update(&txn, current, data, at).await?)
+            }
+            (Write::Patch { patch, expected_version }, Some(current)) => {
+                check_version(&current, expected_version)?;
+                let mut data = current.data.clone();
+                patch::merge_patch(&mut data, &patch);
+                (ChangeKind::Updated, self.update(&txn, current, data, at).await?)
+            }
+        };
+        let change = record_change::ActiveModel {
+            seq: Default::default(),
+            record_id: Set(state.id),
+            collection: Set(state.collection.clone()),
+            kind: Set(kind.as_str().to_owned()),
+            version: Set(state.version),
+            data: Set(state.data.clone()),
+            record_created_at: Set(state.created_at),
+            record_updated_at: Set(state.updated_at),
+            changed_at: Set(at),
+        }
+        .insert(&txn)
+        .await?;
+        txn.commit().await?;
+        self.broker.publish(change);
+        Ok(state)
+    }
+
+    async fn update(
+        &self,
+        txn: &DatabaseTransaction,
+        current: record::Model,
+        data: Value,
+        at: DateTime<Utc>,
+    ) -> Result<record::Model> {
+        let data = self.checked_data(data)?;
+        let version = current
+            .version
+            .checked_add(1)
+            .ok_or_else(|| Error::bad_input("record version overflow"))?;
+        let mut active = current.into_active_model();
+        active.data = Set(data);
+        active.version = Set(version);
+        active.updated_at = Set(at);
+        Ok(active.update(txn).await?)
+    }
+
+    /// Validates record data and returns its canonical form.
+    fn checked_data(&self, data: Value) -> Result<Value> {
+        if !data.is_object() {
+            return Err(Error::bad_input("data must be a JSON object"));
+        }
+        let data = patch::canonical(data);
+        let size = serde_json::to_vec(&data).map_err(|e| Error::Internal(e.to_string()))?.len();
+        if size > self.limits.max_data_bytes {
+            return Err(Error::bad_input(format!(
+                "data is {size} bytes serialized; the limit is {}",
+                self.limits.max_data_bytes
+            )));
+        }
+        Ok(data)
+    }
+
+    /// Checks a client page size (`first`/`last`) against the limits.
+    pub fn page_size(&self, requested: Option<i32>) -> Result<u64> {
+        match requested {
+            None => Ok(u64::from(self.limits.default_page_size)),
+            Some(n) if n < 0 => Err(Error::bad_input("page size must not be negative")),
+            Some(n) if n as u32 > self.limits.max_page_size => Err(Error::bad_input(format!(
+                "page size {n} is over the maximum of {}",
+                self.limits.max_page_size
+            ))),
+            Some(n) => Ok(n as u64),
+        }
+    }
+
+    /// A read-only transaction: one consistent snapshot of records and log.
+    pub(crate) async fn read_txn(&self) -> Result<DatabaseTransaction> {
+        Ok(match self.backend() {
+            DbBackend::Postgres => {
+                self.db
+                    .begin_with_config(
+                        Some(sea_orm::IsolationLevel::RepeatableRead),
+                        Some(sea_orm::AccessMode::ReadOnly),
+                    )
+                    .await?
+            }
+            _ => self.db.begin().await?,
+        })
+    }
+
+    /// Whether the database answers.
+    pub async fn ping(&self) -> Result<()> {
+        Ok(self.db.ping().await?)
+    }
+}
+
+/// Refuses a write whose `expectedVersion` is stale.
+fn check_version(current: &record::Model, expected: Option<i32>) -> Result<()> {
+    match expected {
+        Some(expected) if expected != current.version => Err(Error::VersionConflict {
+            id: current.id,
+            expected,
+            current: current.version,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// A collection name is 1–64 characters of `A-Z a-z 0-9 _ . -`.
+pub fn validate_collection(name: &str) -> Result<()> {
+    let valid = (1..=64).contains(&name.len())
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+    if valid {
+        Ok(())
+    } else {
+        Err(Error::bad_input(
+            "collection must be 1-64 characters of A-Z, a-z, 0-9, '_', '.' or '-'",
+        ))
+    }
+}
