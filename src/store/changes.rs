@@ -132,9 +132,11 @@ impl Store {
         txn.commit().await?;
         let has_more = changes.len() as u64 > limit;
         changes.truncate(limit as usize);
-        let through = match changes.last() {
-            Some(last) if has_more => last.seq,
-            _ => upto,
+        let through = match (has_more, changes.last()) {
+            (true, Some(last)) => last.seq,
+            // A zero-sized read considered nothing.
+            (true, None) => after,
+            (false, _) => upto,
         };
         Ok(ChangeBatch { changes, through, has_more })
     }

@@ -1,1 +1,14 @@
+//! The API test suite: every test starts the real server on 127.0.0.1:0 with a fresh
+//! database and talks to it over HTTP and WebSockets as a client would.
+//!
+//! Set `TEST_LOG=1` to see the server's logs.
 
+mod helpers;
+
+mod graphql_ws_client;
+mod http;
+mod mutations;
+mod protocol;
+mod queries;
+mod resume;
+mod subscriptions;

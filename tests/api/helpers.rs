@@ -1,0 +1,340 @@
+//! Starting the real server on 127.0.0.1:0 and talking to it as clients do.
+
+use std::{net::SocketAddr, sync::Once, time::Duration};
+
+use futures_util::{SinkExt, StreamExt};
+use recordsync::{App, Config, store::Store};
+use serde_json::{Value, json};
+use tokio::{net::TcpStream, sync::oneshot, task::JoinHandle};
+use tokio_tungstenite::{
+    MaybeTlsStream, WebSocketStream,
+    tungstenite::{Message, client::IntoClientRequest, http::HeaderValue, protocol::CloseFrame},
+};
+
+/// How long a test waits for something that must arrive.
+pub const ARRIVE: Duration = Duration::from_secs(10);
+/// How long a test waits to be sure something does not arrive.
+pub const SILENCE: Duration = Duration::from_millis(300);
+
+static TRACING: Once = Once::new();
+
+/// Logs go to the test output only when `TEST_LOG` is set.
+fn init_tracing() {
+    TRACING.call_once(|| {
+        if std::env::var_os("TEST_LOG").is_some() {
+            recordsync::telemetry::init();
+        }
+    });
+}
+
+/// A running server with a fresh database.
+pub struct TestApp {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// An HTTP client.
+    pub http: reqwest::Client,
+    /// The server's store, to inspect counters.
+    pub store: Store,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: Option<JoinHandle<anyhow::Result<()>>>,
+    /// Kept so the database lives as long as the app.
+    pub dir: tempfile::TempDir,
+}
+
+/// A server with the default settings.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// A server whose settings `configure` adjusts.
+pub async fn spawn_app_with(configure: impl FnOnce(&mut Config)) -> TestApp {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = format!("sqlite://{}", dir.path().join("test.db").display());
+    spawn_on(dir, url, configure).await
+}
+
+/// A server on an existing database (to restart one).
+pub async fn spawn_on(dir: tempfile::TempDir, url: String, configure: impl FnOnce(&mut Config)) -> TestApp {
+    init_tracing();
+    let mut config = Config::default();
+    config.database_url = url;
+    configure(&mut config);
+    let app = App::build(config).await.expect("build app");
+    let store = app.store().clone();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (tx, rx) = oneshot::channel::<()>();
+    let server = tokio::spawn(app.serve(listener, async move {
+        let _ = rx.await;
+    }));
+    TestApp {
+        addr,
+        http: reqwest::Client::new(),
+        store,
+        shutdown: Some(tx),
+        server: Some(server),
+        dir,
+    }
+}
+
+impl TestApp {
+    /// `http://…/graphql`.
+    pub fn url(&self) -> String {
+        format!("http://{}/graphql", self.addr)
+    }
+
+    /// `ws://…/graphql`.
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}/graphql", self.addr)
+    }
+
+    /// The SQLite URL of this app's database.
+    pub fn database_url(&self) -> String {
+        format!("sqlite://{}", self.dir.path().join("test.db").display())
+    }
+
+    /// POSTs a GraphQL request and returns the whole response body.
+    pub async fn gql(&self, query: &str, variables: Value) -> Value {
+        let resp = self
+            .http
+            .post(self.url())
+            .json(&json!({"query": query, "variables": variables}))
+            .send()
+            .await
+            .expect("POST /graphql");
+        resp.json().await.expect("JSON response")
+    }
+
+    /// Runs a request that must succeed and returns its `data`.
+    pub async fn data(&self, query: &str, variables: Value) -> Value {
+        let resp = self.gql(query, variables).await;
+        assert!(resp.get("errors").is_none(), "unexpected errors: {resp}");
+        resp["data"].clone()
+    }
+
+    /// Creates a record and returns it.
+    pub async fn create(&self, collection: &str, data: Value) -> Value {
+        let d = self
+            .data(
+                "mutation($c: String!, $d: JSON!) { createRecord(input: {collection: $c, data: $d}) { id collection data version createdAt updatedAt } }",
+                json!({"c": collection, "d": data}),
+            )
+            .await;
+        d["createRecord"].clone()
+    }
+
+    /// Replaces a record's data and returns it.
+    pub async fn update(&self, id: &str, data: Value) -> Value {
+        let d = self
+            .data(
+                "mutation($id: UUID!, $d: JSON!) { updateRecord(id: $id, data: $d) { id data version } }",
+                json!({"id": id, "d": data}),
+            )
+            .await;
+        d["updateRecord"].clone()
+    }
+
+    /// Deletes a record and returns its last state.
+    pub async fn delete(&self, id: &str) -> Value {
+        let d = self
+            .data("mutation($id: UUID!) { deleteRecord(id: $id) { id data version } }", json!({"id": id}))
+            .await;
+        d["deleteRecord"].clone()
+    }
+
+    /// The change-log head as a cursor.
+    pub async fn head_cursor(&self) -> String {
+        let d = self.data("{ records(first: 0) { changeCursor } }", json!({})).await;
+        d["records"]["changeCursor"].as_str().expect("changeCursor").to_owned()
+    }
+
+    /// Waits until `n` subscriptions are listening to the live stream, so that a test
+    /// can write knowing a subscription without `after` is in place.
+    pub async fn wait_for_receivers(&self, n: usize) {
+        let deadline = tokio::time::Instant::now() + ARRIVE;
+        while self.store.broker().receivers() < n {
+            assert!(tokio::time::Instant::now() < deadline, "subscriptions did not start");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    /// Every change in the log, as `changes` returns them.
+    pub async fn all_changes(&self) -> Vec<Value> {
+        let mut out = Vec::new();
+        let mut after = Value::Null;
+        loop {
+            let d = self
+                .data(
+                    "query($after: String) { changes(after: $after, first: 500) { nodes { cursor kind record { id version data } } changeCursor pageInfo { hasNextPage } } }",
+                    json!({"after": after}),
+                )
+                .await;
+            out.extend(d["changes"]["nodes"].as_array().cloned().unwrap_or_default());
+            after = d["changes"]["changeCursor"].clone();
+            if d["changes"]["pageInfo"]["hasNextPage"] != json!(true) {
+                return out;
+            }
+        }
+    }
+
+    /// Every record, ordered by id.
+    pub async fn all_records(&self) -> Vec<Value> {
+        let d = self
+            .data(
+                "{ records(first: 500, orderBy: {field: ID}) { nodes { id collection data version } } }",
+                json!({}),
+            )
+            .await;
+        d["records"]["nodes"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// Stops the server as SIGTERM would and waits until it has finished.
+    pub async fn stop(mut self) -> tempfile::TempDir {
+        self.shutdown_and_wait().await;
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::mem::replace(&mut self.dir, dir)
+    }
+
+    async fn shutdown_and_wait(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(server) = self.server.take() {
+            tokio::time::timeout(ARRIVE, server)
+                .await
+                .expect("server stops in time")
+                .expect("server task")
+                .expect("server result");
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// The `extensions.code` of the first error.
+pub fn error_code(resp: &Value) -> &str {
+    resp["errors"][0]["extensions"]["code"].as_str().unwrap_or("<no code>")
+}
+
+/// A hand-driven `graphql-transport-ws` client, for checking the protocol itself.
+pub struct WsClient {
+    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+}
+
+impl WsClient {
+    /// Connects offering `protocol` (or none), without `connection_init`.
+    pub async fn connect_raw(app: &TestApp, protocol: Option<&str>) -> Self {
+        let mut req = app.ws_url().into_client_request().expect("request");
+        if let Some(p) = protocol {
+            req.headers_mut().insert("Sec-WebSocket-Protocol", HeaderValue::from_str(p).expect("header"));
+        }
+        let (ws, _) = tokio_tungstenite::connect_async(req).await.expect("websocket connect");
+        Self { ws }
+    }
+
+    /// Connects and completes `connection_init` / `connection_ack`.
+    pub async fn connect(app: &TestApp) -> Self {
+        let mut c = Self::connect_raw(app, Some("graphql-transport-ws")).await;
+        c.send(json!({"type": "connection_init"})).await;
+        let ack = c.recv().await;
+        assert_eq!(ack["type"], "connection_ack", "{ack}");
+        c
+    }
+
+    /// Sends a JSON message.
+    pub async fn send(&mut self, msg: Value) {
+        self.ws.send(Message::Text(msg.to_string().into())).await.expect("send");
+    }
+
+    /// Sends raw text.
+    pub async fn send_text(&mut self, text: &str) {
+        self.ws.send(Message::Text(text.to_owned().into())).await.expect("send");
+    }
+
+    /// The next protocol message; panics on close or after [`ARRIVE`].
+    pub async fn recv(&mut self) -> Value {
+        loop {
+            let msg = tokio::time::timeout(ARRIVE, self.ws.next())
+                .await
+                .expect("a message in time")
+                .expect("socket open")
+                .expect("socket ok");
+            match msg {
+                Message::Text(t) => return serde_json::from_str(&t).expect("JSON message"),
+                Message::Close(frame) => panic!("closed: {frame:?}"),
+                _ => continue,
+            }
+        }
+    }
+
+    /// Waits for the server to close; returns the close code and reason.
+    pub async fn expect_close(&mut self) -> (u16, String) {
+        loop {
+            let msg = tokio::time::timeout(ARRIVE, self.ws.next()).await.expect("close in time");
+            match msg {
+                Some(Ok(Message::Close(Some(CloseFrame { code, reason })))) => {
+                    return (code.into(), reason.to_string());
+                }
+                Some(Ok(Message::Close(None))) | None => return (1005, String::new()),
+                Some(Ok(Message::Text(t))) => panic!("expected close, got {t}"),
+                Some(Ok(_)) => continue,
+                Some(Err(e)) => panic!("expected close, got error {e}"),
+            }
+        }
+    }
+
+    /// Asserts nothing arrives for [`SILENCE`].
+    pub async fn expect_silence(&mut self) {
+        loop {
+            match tokio::time::timeout(SILENCE, self.ws.next()).await {
+                Err(_) => return,
+                Ok(Some(Ok(Message::Text(t)))) => panic!("expected silence, got {t}"),
+                Ok(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => continue,
+                Ok(other) => panic!("expected silence, got {other:?}"),
+            }
+        }
+    }
+
+    /// Starts operation `id`.
+    pub async fn subscribe(&mut self, id: &str, query: &str, variables: Value) {
+        self.send(json!({"type": "subscribe", "id": id, "payload": {"query": query, "variables": variables}}))
+            .await;
+    }
+
+    /// Subscribes to `recordChanged` with `args` (GraphQL argument text).
+    pub async fn subscribe_changes(&mut self, id: &str, args: &str) {
+        let query = format!(
+            "subscription {{ recordChanged{args} {{ cursor kind changedAt record {{ id collection data version }} }} }}"
+        );
+        self.subscribe(id, &query, json!({})).await;
+    }
+
+    /// The next `recordChanged` event of operation `id`.
+    pub async fn next_change(&mut self, id: &str) -> Value {
+        let msg = self.recv().await;
+        assert_eq!(msg["type"], "next", "{msg}");
+        assert_eq!(msg["id"], id, "{msg}");
+        assert!(msg["payload"].get("errors").is_none(), "{msg}");
+        msg["payload"]["data"]["recordChanged"].clone()
+    }
+
+    /// The next `n` events of operation `id`.
+    pub async fn next_changes(&mut self, id: &str, n: usize) -> Vec<Value> {
+        let mut out = Vec::with_capacity(n);
+        for _ in 0..n {
+            out.push(self.next_change(id).await);
+        }
+        out
+    }
+}
+
+/// The cursors of a list of changes.
+pub fn cursors(changes: &[Value]) -> Vec<String> {
+    changes.iter().map(|c| c["cursor"].as_str().expect("cursor").to_owned()).collect()
+}

@@ -1,0 +1,123 @@
+//! `/graphql` over HTTP, the browser entry points, and bad input of every kind.
+
+use serde_json::{Value, json};
+
+use crate::helpers::{WsClient, spawn_app, spawn_app_with};
+
+#[tokio::test]
+async fn the_root_leads_to_graphiql_with_subscriptions() {
+    let app = spawn_app().await;
+    let no_redirect = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let root = no_redirect.get(format!("http://{}/", app.addr)).send().await.unwrap();
+    assert!(root.status().is_redirection());
+    assert_eq!(root.headers()["location"], "/graphql");
+
+    let page = app.http.get(app.url()).header("accept", "text/html").send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    let html = page.text().await.unwrap();
+    assert!(html.contains("graphiql"), "GraphiQL page");
+    assert!(html.contains("/graphql"), "endpoint configured");
+    assert!(html.to_lowercase().contains("subscriptionurl") || html.contains("ws://") || html.contains("wsUrl"), "subscription endpoint: {html}");
+}
+
+#[tokio::test]
+async fn queries_work_over_get() {
+    let app = spawn_app().await;
+    let r = app.create("a", json!({"n": 1})).await;
+    let resp: Value = app
+        .http
+        .get(app.url())
+        .query(&[
+            ("query", "query($id: UUID!) { record(id: $id) { data } }"),
+            ("variables", &json!({"id": r["id"]}).to_string()),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(resp["data"]["record"]["data"], json!({"n": 1}));
+}
+
+#[tokio::test]
+async fn health_and_readiness() {
+    let app = spawn_app().await;
+    for path in ["healthz", "readyz"] {
+        let resp = app.http.get(format!("http://{}/{path}", app.addr)).send().await.unwrap();
+        assert_eq!(resp.status(), 200, "{path}");
+    }
+}
+
+#[tokio::test]
+async fn malformed_input_never_changes_data_or_the_log() {
+    let app = spawn_app_with(|c| c.max_body_bytes = 64 * 1024).await;
+    let r = app.create("a", json!({"n": 1})).await;
+    let id = r["id"].as_str().unwrap().to_owned();
+    let records_before = app.all_records().await;
+    let changes_before = app.all_changes().await;
+
+    let post = |body: Vec<u8>, content_type: &'static str| {
+        let app = &app;
+        async move {
+            app.http.post(app.url()).header("content-type", content_type).body(body).send().await.unwrap()
+        }
+    };
+    // Not GraphQL at all: 400 with a GraphQL-shaped error.
+    for body in [
+        b"{not json".to_vec(),
+        b"".to_vec(),
+        b"\"a string\"".to_vec(),
+        b"42".to_vec(),
+        b"{\"query\": 5}".to_vec(),
+        vec![0xff, 0xfe, 0x00, 0x7b],
+    ] {
+        let resp = post(body.clone(), "application/json").await;
+        assert_eq!(resp.status(), 400, "{}", String::from_utf8_lossy(&body));
+        let json: Value = resp.json().await.unwrap();
+        assert!(json["errors"][0]["message"].is_string(), "{json}");
+    }
+    // Too large: 413.
+    let huge = json!({"query": format!("mutation {{ createRecord(input: {{collection: \"a\", data: {{s: \"{}\"}}}}) {{ id }} }}", "x".repeat(100_000))});
+    let resp = post(huge.to_string().into_bytes(), "application/json").await;
+    assert_eq!(resp.status(), 413);
+
+    // GraphQL that fails validation or resolution: errors, nothing written.
+    for (query, vars) in [
+        ("mutation { createRecord(input: {collection: \"a\", data: {}, extra: 1}) { id } }", json!({})),
+        ("mutation { createRecord(input: {collection: \"a\"}) { id } }", json!({})),
+        ("mutation { createRecord(input: {id: \"not-a-uuid\", collection: \"a\", data: {}}) { id } }", json!({})),
+        ("mutation($d: JSON!) { createRecord(input: {collection: \"a\", data: $d}) { id } }", json!({"d": null})),
+        ("mutation($d: JSON!) { createRecord(input: {collection: \"a\", data: $d}) { id } }", json!({"d": "{\"n\": 1}"})),
+        ("mutation { updateRecord(id: \"x\", data: {}) { id } }", json!({})),
+        ("mutation($id: UUID!) { updateRecord(id: $id, data: {}, expectedVersion: \"one\") { id } }", json!({"id": id})),
+        ("mutation($id: UUID!) { updateRecord(id: $id, data: [], expectedVersion: 1) { id } }", json!({"id": id})),
+        ("mutation($id: UUID!) { updateRecord(id: $id, data: {n: 2}, expectedVersion: 7) { id } }", json!({"id": id})),
+        ("mutation { nope }", json!({})),
+        ("{ records(filter: {dataContains: [1]}) { totalCount } }", json!({})),
+        ("{ records(collection: \"a'; DROP TABLE record; --\") { totalCount } }", json!({})),
+        ("{ record(id: \"00000000-0000-0000-0000-000000000000\") { id nope } }", json!({})),
+        ("{ __typename ", json!({})),
+    ] {
+        let resp = app.gql(query, vars).await;
+        assert!(resp["errors"].is_array(), "{query}: {resp}");
+    }
+    // Queries deeper or bigger than allowed.
+    let deep = format!("{{ {}__typename{} }}", "records { edges { node { id } } pageInfo { hasNextPage } } ".repeat(0) + &"__schema { types { fields { type { ofType { ofType { ofType { ofType { ofType { ofType { ofType { ofType { ofType { ofType { ofType { ofType { ofType { ofType { name } } } } } } } } } } } } } } } } } } ", "");
+    let resp = app.gql(&deep, json!({})).await;
+    assert!(resp["errors"].is_array(), "{resp}");
+
+    // Broken WebSocket frames.
+    for bad in ["{", "{\"type\":\"subscribe\",\"id\":\"1\",\"payload\":{\"query\":\"mutation { createRecord(input: {collection: \\\"a\\\", data: {}}) { id } }\"}}"] {
+        let mut ws = WsClient::connect_raw(&app, Some("graphql-transport-ws")).await;
+        ws.send_text(bad).await;
+        let code = ws.expect_close().await.0;
+        assert!(code == 4400 || code == 4401, "{bad}: {code}");
+    }
+
+    assert_eq!(app.all_records().await, records_before);
+    assert_eq!(app.all_changes().await, changes_before);
+    // And the server still serves.
+    app.create("a", json!({"n": 2})).await;
+}
