@@ -9,7 +9,11 @@ use clap::{Args, Parser, Subcommand};
 
 /// The command line: a subcommand (default `serve`) and the server settings.
 #[derive(Debug, Parser)]
-#[command(name = "recordsync", version, about = "Real-time CRUD sync over GraphQL")]
+#[command(
+    name = "recordsync",
+    version,
+    about = "Real-time CRUD sync over GraphQL"
+)]
 pub struct Cli {
     /// What to do; `serve` when omitted.
     #[command(subcommand)]
@@ -35,7 +39,12 @@ pub enum Command {
 #[derive(Debug, Clone, Args)]
 pub struct Config {
     /// Address to listen on.
-    #[arg(long, env = "RECORDSYNC_LISTEN", default_value = "127.0.0.1:8000", global = true)]
+    #[arg(
+        long,
+        env = "RECORDSYNC_LISTEN",
+        default_value = "127.0.0.1:8000",
+        global = true
+    )]
     pub listen: SocketAddr,
 
     /// Database URL. SQLite (`sqlite://file.db`) is the default; the file is created on
@@ -49,7 +58,12 @@ pub struct Config {
     pub database_url: String,
 
     /// Largest number of pooled database connections.
-    #[arg(long, env = "RECORDSYNC_DB_POOL_SIZE", default_value_t = 8, global = true)]
+    #[arg(
+        long,
+        env = "RECORDSYNC_DB_POOL_SIZE",
+        default_value_t = 8,
+        global = true
+    )]
     pub db_pool_size: u32,
 
     /// Largest serialized size of a record's `data`, in bytes.
@@ -61,19 +75,39 @@ pub struct Config {
     pub max_body_bytes: usize,
 
     /// Page size of `records` and `changes` when `first`/`last` is not given.
-    #[arg(long, env = "RECORDSYNC_DEFAULT_PAGE_SIZE", default_value_t = 50, global = true)]
+    #[arg(
+        long,
+        env = "RECORDSYNC_DEFAULT_PAGE_SIZE",
+        default_value_t = 50,
+        global = true
+    )]
     pub default_page_size: u32,
 
     /// Largest `first`/`last` a client may ask for; larger is `BAD_USER_INPUT`.
-    #[arg(long, env = "RECORDSYNC_MAX_PAGE_SIZE", default_value_t = 500, global = true)]
+    #[arg(
+        long,
+        env = "RECORDSYNC_MAX_PAGE_SIZE",
+        default_value_t = 500,
+        global = true
+    )]
     pub max_page_size: u32,
 
     /// Deepest GraphQL selection accepted.
-    #[arg(long, env = "RECORDSYNC_MAX_QUERY_DEPTH", default_value_t = 16, global = true)]
+    #[arg(
+        long,
+        env = "RECORDSYNC_MAX_QUERY_DEPTH",
+        default_value_t = 16,
+        global = true
+    )]
     pub max_query_depth: usize,
 
     /// Largest GraphQL query complexity accepted (each field counts one).
-    #[arg(long, env = "RECORDSYNC_MAX_QUERY_COMPLEXITY", default_value_t = 1000, global = true)]
+    #[arg(
+        long,
+        env = "RECORDSYNC_MAX_QUERY_COMPLEXITY",
+        default_value_t = 1000,
+        global = true
+    )]
     pub max_query_complexity: usize,
 
     /// How long changes stay in the change log. A cursor older than this gets
@@ -87,11 +121,23 @@ pub struct Config {
 
     /// Live changes buffered in memory for subscribers. A subscriber that falls further
     /// behind catches up from the change log instead, so this bounds memory, not delivery.
-    #[arg(long, env = "RECORDSYNC_LIVE_BUFFER", default_value_t = 1024, global = true)]
+    #[arg(
+        long,
+        env = "RECORDSYNC_LIVE_BUFFER",
+        default_value_t = 1024,
+        global = true
+    )]
     pub live_buffer: usize,
 
     /// Changes read from the log per query while a subscriber replays or catches up.
-    #[arg(long, env = "RECORDSYNC_CATCH_UP_BATCH", default_value_t = 500, global = true)]
+    /// A catching-up subscription holds at most one batch in memory, so its worst case
+    /// is this times `--max-data-bytes`.
+    #[arg(
+        long,
+        env = "RECORDSYNC_CATCH_UP_BATCH",
+        default_value_t = 100,
+        global = true
+    )]
     pub catch_up_batch: u32,
 
     /// Largest WebSocket message accepted from a client, in bytes.
@@ -103,12 +149,22 @@ pub struct Config {
     pub ws_init_timeout: Duration,
 
     /// Active subscriptions one WebSocket connection may hold.
-    #[arg(long, env = "RECORDSYNC_WS_MAX_SUBSCRIPTIONS", default_value_t = 100, global = true)]
+    #[arg(
+        long,
+        env = "RECORDSYNC_WS_MAX_SUBSCRIPTIONS",
+        default_value_t = 100,
+        global = true
+    )]
     pub ws_max_subscriptions: usize,
 
     /// Outgoing messages queued per WebSocket connection before its subscriptions wait
     /// (and, if they wait long, catch up from the change log).
-    #[arg(long, env = "RECORDSYNC_WS_SEND_QUEUE", default_value_t = 64, global = true)]
+    #[arg(
+        long,
+        env = "RECORDSYNC_WS_SEND_QUEUE",
+        default_value_t = 64,
+        global = true
+    )]
     pub ws_send_queue: usize,
 
     /// How long shutdown waits for in-flight requests and WebSockets to finish.

@@ -13,7 +13,7 @@
 //! - [`store`]: all database work, including the single write path.
 //! - [`broker`]: fan-out of committed changes and the per-subscription feed.
 //! - [`graphql`]: schema, resolvers, HTTP and WebSocket transports.
-//! - [`telemetry`]: logging.
+//! - [`telemetry`]: logging setup.
 //! - this file: [`App`], which builds the state and serves the router until a shutdown
 //!   future resolves. `main` and the tests start the server the same way.
 
@@ -138,7 +138,10 @@ pub fn router(state: AppState) -> Router {
     let body_limit = state.config.max_body_bytes;
     Router::new()
         .route("/", get(|| async { Redirect::temporary("/graphql") }))
-        .route("/graphql", get(graphql::http::get).post(graphql::http::post))
+        .route(
+            "/graphql",
+            get(graphql::http::get).post(graphql::http::post),
+        )
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/readyz", get(readyz))
         .layer(RequestBodyLimitLayer::new(body_limit))
@@ -152,7 +155,10 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
         Ok(()) => (StatusCode::OK, Json(json!({"status": "ready"}))),
         Err(err) => {
             tracing::warn!(error = %err, "database unreachable");
-            (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "database unreachable"})))
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({"status": "database unreachable"})),
+            )
         }
     }
 }

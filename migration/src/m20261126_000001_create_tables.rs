@@ -48,8 +48,16 @@ impl MigrationTrait for Migration {
                     .col(ColumnDef::new(Record::Collection).string_len(64).not_null())
                     .col(ColumnDef::new(Record::Data).json_binary().not_null())
                     .col(ColumnDef::new(Record::Version).integer().not_null())
-                    .col(ColumnDef::new(Record::CreatedAt).timestamp_with_time_zone().not_null())
-                    .col(ColumnDef::new(Record::UpdatedAt).timestamp_with_time_zone().not_null())
+                    .col(
+                        ColumnDef::new(Record::CreatedAt)
+                            .timestamp_with_time_zone()
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(Record::UpdatedAt)
+                            .timestamp_with_time_zone()
+                            .not_null(),
+                    )
                     .to_owned(),
             )
             .await?;
@@ -85,7 +93,11 @@ impl MigrationTrait for Migration {
                             .primary_key(),
                     )
                     .col(ColumnDef::new(RecordChange::RecordId).uuid().not_null())
-                    .col(ColumnDef::new(RecordChange::Collection).string_len(64).not_null())
+                    .col(
+                        ColumnDef::new(RecordChange::Collection)
+                            .string_len(64)
+                            .not_null(),
+                    )
                     .col(ColumnDef::new(RecordChange::Kind).string_len(16).not_null())
                     .col(ColumnDef::new(RecordChange::Version).integer().not_null())
                     .col(ColumnDef::new(RecordChange::Data).json_binary().not_null())
@@ -132,8 +144,17 @@ impl MigrationTrait for Migration {
             .create_table(
                 Table::create()
                     .table(ChangeLogState::Table)
-                    .col(ColumnDef::new(ChangeLogState::Id).integer().not_null().primary_key())
-                    .col(ColumnDef::new(ChangeLogState::PrunedThrough).big_integer().not_null())
+                    .col(
+                        ColumnDef::new(ChangeLogState::Id)
+                            .integer()
+                            .not_null()
+                            .primary_key(),
+                    )
+                    .col(
+                        ColumnDef::new(ChangeLogState::PrunedThrough)
+                            .big_integer()
+                            .not_null(),
+                    )
                     .to_owned(),
             )
             .await?;
@@ -155,7 +176,9 @@ impl MigrationTrait for Migration {
             RecordChange::Table.into_iden(),
             Record::Table.into_iden(),
         ] {
-            manager.drop_table(Table::drop().table(table).to_owned()).await?;
+            manager
+                .drop_table(Table::drop().table(table).to_owned())
+                .await?;
         }
         Ok(())
     }

@@ -49,8 +49,19 @@ pub fn subscribe(
 ) -> impl Stream<Item = Result<Arc<Change>>> + Send + 'static {
     let (rx, head) = store.broker().subscribe();
     let pos = after.unwrap_or(head);
-    let mode = if pos < head { Mode::CatchingUp } else { Mode::Live };
-    let feed = Feed { store, filter, pos, rx, pending: VecDeque::new(), mode };
+    let mode = if pos < head {
+        Mode::CatchingUp
+    } else {
+        Mode::Live
+    };
+    let feed = Feed {
+        store,
+        filter,
+        pos,
+        rx,
+        pending: VecDeque::new(),
+        mode,
+    };
     futures_util::stream::unfold(feed, |mut feed| async move {
         let item = feed.next().await?;
         Some((item, feed))
@@ -72,7 +83,11 @@ impl Feed {
                         continue;
                     }
                     let batch = u64::from(self.store.limits().catch_up_batch.max(1));
-                    match self.store.changes_between(self.pos, head, &self.filter, batch).await {
+                    match self
+                        .store
+                        .changes_between(self.pos, head, &self.filter, batch)
+                        .await
+                    {
                         Ok(read) => {
                             self.pos = read.through;
                             self.pending.extend(read.changes.into_iter().map(Arc::new));
@@ -95,7 +110,11 @@ impl Feed {
                         }
                     }
                     Ok(_) | Err(RecvError::Lagged(_)) => {
-                        self.store.broker().stats().catch_ups.fetch_add(1, Ordering::Relaxed);
+                        self.store
+                            .broker()
+                            .stats()
+                            .catch_ups
+                            .fetch_add(1, Ordering::Relaxed);
                         self.mode = Mode::CatchingUp;
                     }
                     Err(RecvError::Closed) => return None,

@@ -59,17 +59,33 @@ impl Broker {
     /// A broker whose log is at `head`, buffering up to `capacity` live changes.
     pub fn new(head: i64, capacity: usize) -> Self {
         let (tx, _) = broadcast::channel(capacity.max(1));
-        Self { inner: Arc::new(Inner { tx, head: Mutex::new(head), stats: Stats::default() }) }
+        Self {
+            inner: Arc::new(Inner {
+                tx,
+                head: Mutex::new(head),
+                stats: Stats::default(),
+            }),
+        }
     }
 
     /// Publishes a committed change. Callers publish in commit order.
     pub fn publish(&self, change: Change) {
         let mut head = self.inner.head.lock().unwrap_or_else(|e| e.into_inner());
-        let published = Arc::new(Published { prev: *head, change: Arc::new(change) });
+        let published = Arc::new(Published {
+            prev: *head,
+            change: Arc::new(change),
+        });
         *head = published.change.seq;
         // No receivers is not an error: nobody is listening right now.
         let _ = self.inner.tx.send(published);
         self.inner.stats.published.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Moves the head to `head` without publishing: the next change will not follow
+    /// on from what receivers last saw, so they fetch the difference from the log.
+    pub fn resync(&self, head: i64) {
+        let mut current = self.inner.head.lock().unwrap_or_else(|e| e.into_inner());
+        *current = head.max(*current);
     }
 
     /// A receiver of every change published after the returned position.

@@ -16,7 +16,11 @@ impl MutationRoot {
     /// Creates a record. `ALREADY_EXISTS` if the id is taken.
     async fn create_record(&self, ctx: &Context<'_>, input: CreateRecordInput) -> Result<Record> {
         let store = ctx.data::<Store>()?;
-        Ok(store.create(input.id, input.collection, input.data.0).await.gql()?.into())
+        Ok(store
+            .create(input.id, input.collection, input.data.0)
+            .await
+            .gql()?
+            .into())
     }
 
     /// Replaces a record's data. With `expectedVersion`, refuses (`VERSION_CONFLICT`)
@@ -29,7 +33,17 @@ impl MutationRoot {
         expected_version: Option<i32>,
     ) -> Result<Record> {
         let store = ctx.data::<Store>()?;
-        Ok(store.apply(id, Write::Replace { data: data.0, expected_version }).await.gql()?.into())
+        Ok(store
+            .apply(
+                id,
+                Write::Replace {
+                    data: data.0,
+                    expected_version,
+                },
+            )
+            .await
+            .gql()?
+            .into())
     }
 
     /// Applies a JSON Merge Patch (RFC 7396) to a record's data.
@@ -41,7 +55,17 @@ impl MutationRoot {
         expected_version: Option<i32>,
     ) -> Result<Record> {
         let store = ctx.data::<Store>()?;
-        Ok(store.apply(id, Write::Patch { patch: patch.0, expected_version }).await.gql()?.into())
+        Ok(store
+            .apply(
+                id,
+                Write::Patch {
+                    patch: patch.0,
+                    expected_version,
+                },
+            )
+            .await
+            .gql()?
+            .into())
     }
 
     /// Deletes a record and returns its last state.
@@ -52,6 +76,10 @@ impl MutationRoot {
         expected_version: Option<i32>,
     ) -> Result<Record> {
         let store = ctx.data::<Store>()?;
-        Ok(store.apply(id, Write::Delete { expected_version }).await.gql()?.into())
+        Ok(store
+            .apply(id, Write::Delete { expected_version })
+            .await
+            .gql()?
+            .into())
     }
 }

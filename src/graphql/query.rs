@@ -6,11 +6,7 @@ use uuid::Uuid;
 use super::types::{ChangeConnection, Record, RecordConnection, RecordFilter, RecordOrder};
 use crate::error::GqlResult;
 use crate::store::{
-    Store,
-    changes::ChangeFilter,
-    cursor,
-    records::PageRequest,
-    validate_collection,
+    Store, changes::ChangeFilter, cursor, records::PageRequest, validate_collection,
 };
 
 /// The root of queries.
@@ -42,13 +38,15 @@ impl QueryRoot {
                 collection,
                 filter: filter.unwrap_or_default().into(),
                 order: order_by.as_ref().map(|o| o.field.into()),
-                descending: order_by.is_some_and(|o| o.direction == super::types::OrderDirection::Desc),
+                descending: order_by
+                    .is_some_and(|o| o.direction == super::types::OrderDirection::Desc),
                 first,
                 after,
                 last,
                 before,
             })
-            .await.gql()?;
+            .await
+            .gql()?;
         Ok(RecordConnection(page))
     }
 
@@ -65,9 +63,18 @@ impl QueryRoot {
         if let Some(c) = &collection {
             validate_collection(c).gql()?;
         }
-        let after = after.as_deref().map(cursor::decode_change).transpose().gql()?;
+        let after = after
+            .as_deref()
+            .map(cursor::decode_change)
+            .transpose()
+            .gql()?;
         let first = store.page_size(first).gql()?;
-        let filter = ChangeFilter { collection, ..Default::default() };
-        Ok(ChangeConnection(store.changes(after, &filter, first).await.gql()?))
+        let filter = ChangeFilter {
+            collection,
+            ..Default::default()
+        };
+        Ok(ChangeConnection(
+            store.changes(after, &filter, first).await.gql()?,
+        ))
     }
 }

@@ -19,5 +19,7 @@ pub fn build(store: Store, config: &Config) -> AppSchema {
 
 /// The schema in SDL, for `recordsync schema`.
 pub fn sdl() -> String {
-    Schema::build(QueryRoot, MutationRoot, SubscriptionRoot).finish().sdl()
+    Schema::build(QueryRoot, MutationRoot, SubscriptionRoot)
+        .finish()
+        .sdl()
 }

@@ -33,7 +33,11 @@ impl SubscriptionRoot {
         if let Some(c) = &collection {
             validate_collection(c).gql()?;
         }
-        let after = after.as_deref().map(cursor::decode_change).transpose().gql()?;
+        let after = after
+            .as_deref()
+            .map(cursor::decode_change)
+            .transpose()
+            .gql()?;
         if let Some(after) = after {
             store.check_resume(after).await.gql()?;
         }

@@ -131,7 +131,10 @@ impl RecordConnection {
         self.0
             .edges
             .iter()
-            .map(|(cursor, r)| RecordEdge { cursor: cursor.clone(), node: r.clone().into() })
+            .map(|(cursor, r)| RecordEdge {
+                cursor: cursor.clone(),
+                node: r.clone().into(),
+            })
             .collect()
     }
 
@@ -185,12 +188,20 @@ pub struct ChangeConnection(pub ChangeBatch);
 impl ChangeConnection {
     /// The changes with their positions, oldest first.
     async fn edges(&self) -> Vec<ChangeEdge> {
-        self.0.changes.iter().map(|c| ChangeEdge(Arc::new(c.clone()))).collect()
+        self.0
+            .changes
+            .iter()
+            .map(|c| ChangeEdge(Arc::new(c.clone())))
+            .collect()
     }
 
     /// The changes alone.
     async fn nodes(&self) -> Vec<RecordChange> {
-        self.0.changes.iter().map(|c| RecordChange(Arc::new(c.clone()))).collect()
+        self.0
+            .changes
+            .iter()
+            .map(|c| RecordChange(Arc::new(c.clone())))
+            .collect()
     }
 
     /// Where this page sits; `hasNextPage` says the log holds more right now.

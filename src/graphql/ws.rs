@@ -55,7 +55,7 @@ enum ClientMessage {
     Pong {},
     Subscribe {
         id: String,
-        payload: Request,
+        payload: Box<Request>,
     },
     Complete {
         id: String,
@@ -66,8 +66,17 @@ enum ClientMessage {
 struct Close(u16, String);
 
 impl Close {
+    /// A close frame; the reason is cut to the 123 bytes a close frame can carry.
     fn new(code: u16, reason: impl Into<String>) -> Self {
-        Self(code, reason.into())
+        let mut reason = reason.into();
+        if reason.len() > 123 {
+            let mut end = 123;
+            while !reason.is_char_boundary(end) {
+                end -= 1;
+            }
+            reason.truncate(end);
+        }
+        Self(code, reason)
     }
 }
 
@@ -77,7 +86,10 @@ fn text(value: Value) -> Message {
 
 /// Closes a socket whose client offered no subprotocol we speak.
 pub async fn reject_subprotocol(mut socket: WebSocket) {
-    let frame = CloseFrame { code: 4406, reason: "Subprotocol not acceptable".into() };
+    let frame = CloseFrame {
+        code: 4406,
+        reason: "Subprotocol not acceptable".into(),
+    };
     let _ = socket.send(Message::Close(Some(frame))).await;
 }
 
@@ -97,7 +109,12 @@ struct Connection {
 
 /// Serves one `graphql-transport-ws` connection until either side closes it or
 /// `shutdown` fires.
-pub async fn serve(socket: WebSocket, schema: AppSchema, limits: WsLimits, shutdown: CancellationToken) {
+pub async fn serve(
+    socket: WebSocket,
+    schema: AppSchema,
+    limits: WsLimits,
+    shutdown: CancellationToken,
+) {
     let (mut sink, mut incoming) = socket.split();
     let (out, mut queue) = mpsc::channel::<Message>(limits.send_queue.max(1));
     let writer = tokio::spawn(async move {
@@ -157,7 +174,10 @@ pub async fn serve(socket: WebSocket, schema: AppSchema, limits: WsLimits, shutd
     conn.tasks.abort_all();
     if let Some(Close(code, reason)) = close {
         tracing::debug!(code, %reason, "closing websocket");
-        let frame = CloseFrame { code, reason: reason.into() };
+        let frame = CloseFrame {
+            code,
+            reason: reason.into(),
+        };
         let _ = conn.out.send(Message::Close(Some(frame))).await;
     }
     drop(conn);
@@ -190,8 +210,14 @@ impl Connection {
                 if self.init_received {
                     return Err(Close::new(4429, "Too many initialisation requests"));
                 }
-                if payload.as_ref().is_some_and(|p| !p.is_object() && !p.is_null()) {
-                    return Err(Close::new(4400, "connection_init payload must be an object"));
+                if payload
+                    .as_ref()
+                    .is_some_and(|p| !p.is_object() && !p.is_null())
+                {
+                    return Err(Close::new(
+                        4400,
+                        "connection_init payload must be an object",
+                    ));
                 }
                 self.init_received = true;
                 self.acknowledged = true;
@@ -209,8 +235,15 @@ impl Connection {
                 if !self.acknowledged {
                     return Err(Close::new(4401, "Unauthorized"));
                 }
+                // An operation that has just finished is gone, even if its task has
+                // not been reaped yet: its id may be reused at once.
+                self.operations
+                    .retain(|_, (_, handle)| !handle.is_finished());
                 if self.operations.contains_key(&id) {
-                    return Err(Close::new(4409, format!("Subscriber for {id} already exists")));
+                    return Err(Close::new(
+                        4409,
+                        format!("Subscriber for {id} already exists"),
+                    ));
                 }
                 if self.operations.len() >= self.limits.max_subscriptions {
                     let message = format!(
@@ -225,7 +258,7 @@ impl Connection {
                     .await;
                     return Ok(());
                 }
-                self.start(id, payload);
+                self.start(id, *payload);
             }
             ClientMessage::Complete { id } => {
                 if let Some((_, handle)) = self.operations.remove(&id) {
@@ -268,8 +301,11 @@ impl Connection {
     }
 }
 
-/// A response with errors and no data: the request was refused before execution
-/// (parse or validation error) or the subscription could not start.
+/// A response refused before execution (parse or validation errors, which have no
+/// path). As in the reference graphql-ws server, only these are sent as `error`; errors
+/// raised while executing arrive as `next` followed by `complete`.
 fn is_request_error(response: &Response) -> bool {
-    response.is_err() && matches!(response.data, async_graphql::Value::Null)
+    response.is_err()
+        && matches!(response.data, async_graphql::Value::Null)
+        && response.errors.iter().all(|e| e.path.is_empty())
 }

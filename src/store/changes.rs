@@ -6,10 +6,13 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use entity::{change_log_state, record_change::{self, Column}};
+use entity::{
+    change_log_state,
+    record_change::{self, Column},
+};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
-    sea_query::Expr,
+    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    TransactionTrait, sea_query::Expr,
 };
 use uuid::Uuid;
 
@@ -30,11 +33,14 @@ pub struct ChangeFilter {
 impl ChangeFilter {
     /// Whether `change` passes the filter.
     pub fn matches(&self, change: &Change) -> bool {
-        self.collection.as_ref().is_none_or(|c| *c == change.collection)
+        self.collection
+            .as_ref()
+            .is_none_or(|c| *c == change.collection)
             && self.id.is_none_or(|id| id == change.record_id)
-            && self.kinds.as_ref().is_none_or(|kinds| {
-                kinds.iter().any(|k| k.as_str() == change.kind)
-            })
+            && self
+                .kinds
+                .as_ref()
+                .is_none_or(|kinds| kinds.iter().any(|k| k.as_str() == change.kind))
     }
 
     fn condition(&self) -> sea_orm::Condition {
@@ -138,19 +144,30 @@ impl Store {
             (true, None) => after,
             (false, _) => upto,
         };
-        Ok(ChangeBatch { changes, through, has_more })
+        Ok(ChangeBatch {
+            changes,
+            through,
+            has_more,
+        })
     }
 
     /// A page of the change log for polling clients: matching changes after `after`
     /// (or from the oldest retained change).
-    pub async fn changes(&self, after: Option<i64>, filter: &ChangeFilter, first: u64) -> Result<ChangeBatch> {
+    pub async fn changes(
+        &self,
+        after: Option<i64>,
+        filter: &ChangeFilter,
+        first: u64,
+    ) -> Result<ChangeBatch> {
         let txn = self.read_txn().await?;
         let pruned = pruned_through(&txn).await?;
         let head = head(&txn).await?;
         txn.commit().await?;
         let after = match after {
             Some(a) if a < pruned => return Err(Error::CursorExpired),
-            Some(a) if a > head => return Err(Error::bad_input("cursor is ahead of the change log")),
+            Some(a) if a > head => {
+                return Err(Error::bad_input("cursor is ahead of the change log"));
+            }
             Some(a) => a,
             None => pruned,
         };
@@ -182,7 +199,10 @@ impl Store {
             .await?
             .rows_affected;
         change_log_state::Entity::update_many()
-            .col_expr(change_log_state::Column::PrunedThrough, Expr::value(through))
+            .col_expr(
+                change_log_state::Column::PrunedThrough,
+                Expr::value(through),
+            )
             .filter(change_log_state::Column::Id.eq(1))
             .filter(change_log_state::Column::PrunedThrough.lt(through))
             .exec(&txn)

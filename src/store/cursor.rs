@@ -66,7 +66,10 @@ pub struct RecordKey {
 
 /// Encodes a record's position under `field`.
 pub fn encode_record(field: OrderField, key: RecordKey) -> String {
-    let at = key.at.map(|t| t.timestamp_micros().to_string()).unwrap_or_default();
+    let at = key
+        .at
+        .map(|t| t.timestamp_micros().to_string())
+        .unwrap_or_default();
     URL_SAFE_NO_PAD.encode(format!("rec:{}:{}:{}", field.tag(), at, key.id))
 }
 
@@ -79,7 +82,10 @@ pub fn decode_record(field: OrderField, cursor: &str) -> Result<RecordKey> {
         return Err(invalid());
     }
     let at = parts.next().ok_or_else(invalid)?;
-    let id = parts.next().and_then(|s| Uuid::parse_str(s).ok()).ok_or_else(invalid)?;
+    let id = parts
+        .next()
+        .and_then(|s| Uuid::parse_str(s).ok())
+        .ok_or_else(invalid)?;
     let at = match (field, at) {
         (OrderField::Id, "") => None,
         (OrderField::Id, _) => return Err(invalid()),
@@ -108,7 +114,10 @@ mod tests {
 
     #[test]
     fn record_cursors_are_bound_to_their_ordering() {
-        let key = RecordKey { at: DateTime::from_timestamp_micros(1_700_000_000_123_456), id: Uuid::new_v4() };
+        let key = RecordKey {
+            at: DateTime::from_timestamp_micros(1_700_000_000_123_456),
+            id: Uuid::new_v4(),
+        };
         let c = encode_record(OrderField::CreatedAt, key);
         assert_eq!(decode_record(OrderField::CreatedAt, &c).unwrap(), key);
         assert!(decode_record(OrderField::UpdatedAt, &c).is_err());

@@ -28,8 +28,9 @@ use chrono::{DateTime, Utc};
 use entity::{record, record_change};
 use migration::{Migrator, MigratorTrait};
 use sea_orm::{
-    ActiveModelTrait, ConnectOptions, Database, DatabaseConnection,
-    DatabaseTransaction, DbBackend, EntityTrait, IntoActiveModel, Set, SqlErr, TransactionTrait,
+    ActiveModelTrait, ConnectOptions, Database, DatabaseConnection, DatabaseTransaction, DbBackend,
+    EntityTrait, IntoActiveModel, Set, SqlErr, SqliteTransactionMode, TransactionOptions,
+    TransactionTrait,
     sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous},
 };
 use serde_json::Value;
@@ -72,7 +73,9 @@ impl FromStr for ChangeKind {
             "CREATED" => Ok(Self::Created),
             "UPDATED" => Ok(Self::Updated),
             "DELETED" => Ok(Self::Deleted),
-            other => Err(Error::Internal(format!("unknown change kind {other:?} in the log"))),
+            other => Err(Error::Internal(format!(
+                "unknown change kind {other:?} in the log"
+            ))),
         }
     }
 }
@@ -167,7 +170,12 @@ fn now() -> DateTime<Utc> {
 impl Store {
     /// A store on a migrated database, publishing to `broker`.
     pub fn new(db: DatabaseConnection, broker: Broker, limits: Limits) -> Self {
-        Self { db, writer: Arc::new(Mutex::new(())), broker, limits: Arc::new(limits) }
+        Self {
+            db,
+            writer: Arc::new(Mutex::new(())),
+            broker,
+            limits: Arc::new(limits),
+        }
     }
 
     /// The connection pool.
@@ -191,9 +199,18 @@ impl Store {
     }
 
     /// Creates a record (with `id`, or a new one).
-    pub async fn create(&self, id: Option<Uuid>, collection: String, data: Value) -> Result<record::Model> {
+    pub async fn create(
+        &self,
+        id: Option<Uuid>,
+        collection: String,
+        data: Value,
+    ) -> Result<record::Model> {
         validate_collection(&collection)?;
-        self.apply(id.unwrap_or_else(Uuid::new_v4), Write::Create { collection, data }).await
+        self.apply(
+            id.unwrap_or_else(Uuid::new_v4),
+            Write::Create { collection, data },
+        )
+        .await
     }
 
     /// Applies one write to record `id`: validates it, commits the record and its
@@ -201,8 +218,26 @@ impl Store {
     /// record's state after the write (for a delete: its last state). A refused write
     /// changes and publishes nothing.
     pub async fn apply(&self, id: Uuid, write: Write) -> Result<record::Model> {
+        // Run the write in its own task: a request dropped half-way (a client that
+        // disconnects, an aborted WebSocket operation) must not stop a write between its
+        // COMMIT and its publication, or live subscribers would skip that change.
+        let store = self.clone();
+        tokio::spawn(async move { store.apply_to_completion(id, write).await })
+            .await
+            .map_err(|e| Error::Internal(format!("write task failed: {e}")))?
+    }
+
+    async fn apply_to_completion(&self, id: Uuid, write: Write) -> Result<record::Model> {
         let _writer = self.writer.lock().await;
-        let txn = self.db.begin().await?;
+        // IMMEDIATE takes SQLite's write lock up front, so the read of the current state
+        // and the write that follows cannot be split by another writer.
+        let txn = self
+            .db
+            .begin_with_options(TransactionOptions {
+                sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+                ..Default::default()
+            })
+            .await?;
         let current = record::Entity::find_by_id(id).one(&txn).await?;
         let at = now();
         let (kind, state) = match (write, current) {
@@ -216,12 +251,15 @@ impl Store {
                     created_at: at,
                     updated_at: at,
                 };
-                state.clone().into_active_model().insert(&txn).await.map_err(|e| {
-                    match e.sql_err() {
+                state
+                    .clone()
+                    .into_active_model()
+                    .insert(&txn)
+                    .await
+                    .map_err(|e| match e.sql_err() {
                         Some(SqlErr::UniqueConstraintViolation(_)) => Error::AlreadyExists(id),
                         _ => Error::Database(e),
-                    }
-                })?;
+                    })?;
                 (ChangeKind::Created, state)
             }
             (_, None) => return Err(Error::NotFound(id)),
@@ -230,15 +268,33 @@ impl Store {
                 record::Entity::delete_by_id(id).exec(&txn).await?;
                 (ChangeKind::Deleted, current)
             }
-            (Write::Replace { data, expected_version }, Some(current)) => {
+            (
+                Write::Replace {
+                    data,
+                    expected_version,
+                },
+                Some(current),
+            ) => {
                 check_version(&current, expected_version)?;
-                (ChangeKind::Updated, self.update(&txn, current, data, at).await?)
+                (
+                    ChangeKind::Updated,
+                    self.update(&txn, current, data, at).await?,
+                )
             }
-            (Write::Patch { patch, expected_version }, Some(current)) => {
+            (
+                Write::Patch {
+                    patch,
+                    expected_version,
+                },
+                Some(current),
+            ) => {
                 check_version(&current, expected_version)?;
                 let mut data = current.data.clone();
                 patch::merge_patch(&mut data, &patch);
-                (ChangeKind::Updated, self.update(&txn, current, data, at).await?)
+                (
+                    ChangeKind::Updated,
+                    self.update(&txn, current, data, at).await?,
+                )
             }
         };
         let change = record_change::ActiveModel {
@@ -254,7 +310,15 @@ impl Store {
         }
         .insert(&txn)
         .await?;
-        txn.commit().await?;
+        if let Err(err) = txn.commit().await {
+            // The COMMIT may have happened even though it reported failure. Move the
+            // broker to the log's real head so live subscribers see a gap and re-read
+            // the log rather than trusting the live stream.
+            if let Ok(head) = changes::head(&self.db).await {
+                self.broker.resync(head);
+            }
+            return Err(err.into());
+        }
         self.broker.publish(change);
         Ok(state)
     }
@@ -284,7 +348,9 @@ impl Store {
             return Err(Error::bad_input("data must be a JSON object"));
         }
         let data = patch::canonical(data);
-        let size = serde_json::to_vec(&data).map_err(|e| Error::Internal(e.to_string()))?.len();
+        let size = serde_json::to_vec(&data)
+            .map_err(|e| Error::Internal(e.to_string()))?
+            .len();
         if size > self.limits.max_data_bytes {
             return Err(Error::bad_input(format!(
                 "data is {size} bytes serialized; the limit is {}",
@@ -343,7 +409,9 @@ fn check_version(current: &record::Model, expected: Option<i32>) -> Result<()> {
 /// A collection name is 1–64 characters of `A-Z a-z 0-9 _ . -`.
 pub fn validate_collection(name: &str) -> Result<()> {
     let valid = (1..=64).contains(&name.len())
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
     if valid {
         Ok(())
     } else {

@@ -88,8 +88,16 @@ impl Store {
         let field = req.order.unwrap_or(OrderField::CreatedAt);
         let backward = req.last.is_some() || (req.before.is_some() && req.first.is_none());
         let limit = self.page_size(if backward { req.last } else { req.first })?;
-        let after = req.after.as_deref().map(|c| cursor::decode_record(field, c)).transpose()?;
-        let before = req.before.as_deref().map(|c| cursor::decode_record(field, c)).transpose()?;
+        let after = req
+            .after
+            .as_deref()
+            .map(|c| cursor::decode_record(field, c))
+            .transpose()?;
+        let before = req
+            .before
+            .as_deref()
+            .map(|c| cursor::decode_record(field, c))
+            .transpose()?;
         let base = self.filter_condition(&req)?;
 
         // Rows are fetched in scan direction: the requested order going forward, its
@@ -106,13 +114,20 @@ impl Store {
 
         let txn = self.read_txn().await?;
         let head = changes::head(&txn).await?;
-        let total_count = record::Entity::find().filter(base.clone()).count(&txn).await?;
+        let total_count = record::Entity::find()
+            .filter(base.clone())
+            .count(&txn)
+            .await?;
         let mut query = record::Entity::find().filter(bounded);
         let order = if scan_asc { Order::Asc } else { Order::Desc };
         if let Some(col) = time_column(field) {
             query = query.order_by(col, order.clone());
         }
-        let mut rows = query.order_by(Column::Id, order).limit(limit + 1).all(&txn).await?;
+        let mut rows = query
+            .order_by(Column::Id, order)
+            .limit(limit + 1)
+            .all(&txn)
+            .await?;
         let more = rows.len() as u64 > limit;
         rows.truncate(limit as usize);
         if backward {
@@ -123,13 +138,21 @@ impl Store {
             Some(key) => {
                 let toward = if backward { !asc } else { asc };
                 let beyond = base.add(key_condition(field, key, toward).not());
-                record::Entity::find().filter(beyond).one(&txn).await?.is_some()
+                record::Entity::find()
+                    .filter(beyond)
+                    .one(&txn)
+                    .await?
+                    .is_some()
             }
             None => false,
         };
         txn.commit().await?;
 
-        let (has_next_page, has_previous_page) = if backward { (beyond, more) } else { (more, beyond) };
+        let (has_next_page, has_previous_page) = if backward {
+            (beyond, more)
+        } else {
+            (more, beyond)
+        };
         let edges = rows
             .into_iter()
             .map(|r| (cursor::encode_record(field, record_key(field, &r)), r))
@@ -181,7 +204,10 @@ impl Store {
             match self.backend() {
                 DbBackend::Postgres => {
                     let doc = patch::canonical(contains.clone());
-                    cond = cond.add(Expr::cust_with_values("\"data\" @> ?::jsonb", [doc.to_string()]));
+                    cond = cond.add(Expr::cust_with_values(
+                        "\"data\" @> ?::jsonb",
+                        [doc.to_string()],
+                    ));
                 }
                 _ => {
                     for (key, value) in members {
@@ -210,7 +236,10 @@ fn sqlite_member_equals(key: &str, value: &Value) -> SimpleExpr {
                 Some(i) => Expr::cust_with_values(sql, [sea_orm::Value::from(key), i.into()]),
                 None => Expr::cust_with_values(
                     sql,
-                    [sea_orm::Value::from(key), n.as_f64().unwrap_or(f64::NAN).into()],
+                    [
+                        sea_orm::Value::from(key),
+                        n.as_f64().unwrap_or(f64::NAN).into(),
+                    ],
                 ),
             }
         }
@@ -247,11 +276,17 @@ fn record_key(field: OrderField, r: &record::Model) -> RecordKey {
 
 /// Rows strictly after `key` in ascending (`asc`) or descending order of `field`, `id`.
 fn key_condition(field: OrderField, key: RecordKey, asc: bool) -> Condition {
-    let id_beyond = if asc { Column::Id.gt(key.id) } else { Column::Id.lt(key.id) };
+    let id_beyond = if asc {
+        Column::Id.gt(key.id)
+    } else {
+        Column::Id.lt(key.id)
+    };
     match (time_column(field), key.at) {
         (Some(col), Some(at)) => {
             let at_beyond = if asc { col.gt(at) } else { col.lt(at) };
-            Condition::any().add(at_beyond).add(Condition::all().add(col.eq(at)).add(id_beyond))
+            Condition::any()
+                .add(at_beyond)
+                .add(Condition::all().add(col.eq(at)).add(id_beyond))
         }
         _ => Condition::all().add(id_beyond),
     }

@@ -30,22 +30,32 @@ async fn the_graphql_ws_client_receives_every_change_and_resumes() {
     let start = app.head_cursor().await;
 
     let mut request = app.ws_url().into_client_request().unwrap();
-    request.headers_mut().insert("Sec-WebSocket-Protocol", HeaderValue::from_static("graphql-transport-ws"));
+    request.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        HeaderValue::from_static("graphql-transport-ws"),
+    );
     let (socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
     let (client, actor) = Client::build(socket).await.unwrap();
     tokio::spawn(actor.into_future());
 
-    let op = |after: &str| Operation {
+    let op = |after: &str| {
+        Operation {
         query: "subscription($after: String) { recordChanged(collection: \"todos\", after: $after) { cursor kind record { data } } }".into(),
         variables: json!({"after": after}),
+    }
     };
     let mut sub = client.subscribe(op(&start)).await.unwrap();
     let a = app.create("todos", json!({"title": "a"})).await;
-    app.update(a["id"].as_str().unwrap(), json!({"title": "b"})).await;
+    app.update(a["id"].as_str().unwrap(), json!({"title": "b"}))
+        .await;
 
     let mut events = Vec::new();
     for _ in 0..2 {
-        let item = tokio::time::timeout(ARRIVE, sub.next()).await.unwrap().unwrap().unwrap();
+        let item = tokio::time::timeout(ARRIVE, sub.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
         events.push(item["data"]["recordChanged"].clone());
     }
     assert_eq!(events[0]["kind"], "CREATED");
@@ -54,7 +64,14 @@ async fn the_graphql_ws_client_receives_every_change_and_resumes() {
     sub.stop();
 
     // A second subscription on the same client resumes after the first event.
-    let mut resumed = client.subscribe(op(events[0]["cursor"].as_str().unwrap())).await.unwrap();
-    let item = tokio::time::timeout(ARRIVE, resumed.next()).await.unwrap().unwrap().unwrap();
+    let mut resumed = client
+        .subscribe(op(events[0]["cursor"].as_str().unwrap()))
+        .await
+        .unwrap();
+    let item = tokio::time::timeout(ARRIVE, resumed.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
     assert_eq!(item["data"]["recordChanged"]["cursor"], events[1]["cursor"]);
 }

@@ -54,14 +54,22 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Config)) -> TestApp {
 }
 
 /// A server on an existing database (to restart one).
-pub async fn spawn_on(dir: tempfile::TempDir, url: String, configure: impl FnOnce(&mut Config)) -> TestApp {
+pub async fn spawn_on(
+    dir: tempfile::TempDir,
+    url: String,
+    configure: impl FnOnce(&mut Config),
+) -> TestApp {
     init_tracing();
-    let mut config = Config::default();
-    config.database_url = url;
+    let mut config = Config {
+        database_url: url,
+        ..Config::default()
+    };
     configure(&mut config);
     let app = App::build(config).await.expect("build app");
     let store = app.store().clone();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let addr = listener.local_addr().expect("addr");
     let (tx, rx) = oneshot::channel::<()>();
     let server = tokio::spawn(app.serve(listener, async move {
@@ -137,15 +145,23 @@ impl TestApp {
     /// Deletes a record and returns its last state.
     pub async fn delete(&self, id: &str) -> Value {
         let d = self
-            .data("mutation($id: UUID!) { deleteRecord(id: $id) { id data version } }", json!({"id": id}))
+            .data(
+                "mutation($id: UUID!) { deleteRecord(id: $id) { id data version } }",
+                json!({"id": id}),
+            )
             .await;
         d["deleteRecord"].clone()
     }
 
     /// The change-log head as a cursor.
     pub async fn head_cursor(&self) -> String {
-        let d = self.data("{ records(first: 0) { changeCursor } }", json!({})).await;
-        d["records"]["changeCursor"].as_str().expect("changeCursor").to_owned()
+        let d = self
+            .data("{ records(first: 0) { changeCursor } }", json!({}))
+            .await;
+        d["records"]["changeCursor"]
+            .as_str()
+            .expect("changeCursor")
+            .to_owned()
     }
 
     /// Waits until `n` subscriptions are listening to the live stream, so that a test
@@ -153,7 +169,10 @@ impl TestApp {
     pub async fn wait_for_receivers(&self, n: usize) {
         let deadline = tokio::time::Instant::now() + ARRIVE;
         while self.store.broker().receivers() < n {
-            assert!(tokio::time::Instant::now() < deadline, "subscriptions did not start");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "subscriptions did not start"
+            );
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
     }
@@ -169,7 +188,12 @@ impl TestApp {
                     json!({"after": after}),
                 )
                 .await;
-            out.extend(d["changes"]["nodes"].as_array().cloned().unwrap_or_default());
+            out.extend(
+                d["changes"]["nodes"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default(),
+            );
             after = d["changes"]["changeCursor"].clone();
             if d["changes"]["pageInfo"]["hasNextPage"] != json!(true) {
                 return out;
@@ -185,7 +209,10 @@ impl TestApp {
                 json!({}),
             )
             .await;
-        d["records"]["nodes"].as_array().cloned().unwrap_or_default()
+        d["records"]["nodes"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
     }
 
     /// Stops the server as SIGTERM would and waits until it has finished.
@@ -219,7 +246,9 @@ impl Drop for TestApp {
 
 /// The `extensions.code` of the first error.
 pub fn error_code(resp: &Value) -> &str {
-    resp["errors"][0]["extensions"]["code"].as_str().unwrap_or("<no code>")
+    resp["errors"][0]["extensions"]["code"]
+        .as_str()
+        .unwrap_or("<no code>")
 }
 
 /// A hand-driven `graphql-transport-ws` client, for checking the protocol itself.
@@ -232,9 +261,14 @@ impl WsClient {
     pub async fn connect_raw(app: &TestApp, protocol: Option<&str>) -> Self {
         let mut req = app.ws_url().into_client_request().expect("request");
         if let Some(p) = protocol {
-            req.headers_mut().insert("Sec-WebSocket-Protocol", HeaderValue::from_str(p).expect("header"));
+            req.headers_mut().insert(
+                "Sec-WebSocket-Protocol",
+                HeaderValue::from_str(p).expect("header"),
+            );
         }
-        let (ws, _) = tokio_tungstenite::connect_async(req).await.expect("websocket connect");
+        let (ws, _) = tokio_tungstenite::connect_async(req)
+            .await
+            .expect("websocket connect");
         Self { ws }
     }
 
@@ -249,12 +283,18 @@ impl WsClient {
 
     /// Sends a JSON message.
     pub async fn send(&mut self, msg: Value) {
-        self.ws.send(Message::Text(msg.to_string().into())).await.expect("send");
+        self.ws
+            .send(Message::Text(msg.to_string().into()))
+            .await
+            .expect("send");
     }
 
     /// Sends raw text.
     pub async fn send_text(&mut self, text: &str) {
-        self.ws.send(Message::Text(text.to_owned().into())).await.expect("send");
+        self.ws
+            .send(Message::Text(text.to_owned().into()))
+            .await
+            .expect("send");
     }
 
     /// The next protocol message; panics on close or after [`ARRIVE`].
@@ -276,7 +316,9 @@ impl WsClient {
     /// Waits for the server to close; returns the close code and reason.
     pub async fn expect_close(&mut self) -> (u16, String) {
         loop {
-            let msg = tokio::time::timeout(ARRIVE, self.ws.next()).await.expect("close in time");
+            let msg = tokio::time::timeout(ARRIVE, self.ws.next())
+                .await
+                .expect("close in time");
             match msg {
                 Some(Ok(Message::Close(Some(CloseFrame { code, reason })))) => {
                     return (code.into(), reason.to_string());
@@ -324,6 +366,21 @@ impl WsClient {
         msg["payload"]["data"]["recordChanged"].clone()
     }
 
+    /// The code of the error that ends operation `id`: sent as `next` with errors and
+    /// then `complete`, as the reference graphql-ws server does for execution errors.
+    pub async fn operation_error_code(&mut self, id: &str) -> String {
+        let msg = self.recv().await;
+        assert_eq!(msg["type"], "next", "{msg}");
+        assert_eq!(msg["id"], id, "{msg}");
+        assert_eq!(msg["payload"]["data"], Value::Null, "{msg}");
+        let code = msg["payload"]["errors"][0]["extensions"]["code"]
+            .as_str()
+            .expect("code")
+            .to_owned();
+        assert_eq!(self.recv().await, json!({"type": "complete", "id": id}));
+        code
+    }
+
     /// The next `n` events of operation `id`.
     pub async fn next_changes(&mut self, id: &str, n: usize) -> Vec<Value> {
         let mut out = Vec::with_capacity(n);
@@ -336,5 +393,8 @@ impl WsClient {
 
 /// The cursors of a list of changes.
 pub fn cursors(changes: &[Value]) -> Vec<String> {
-    changes.iter().map(|c| c["cursor"].as_str().expect("cursor").to_owned()).collect()
+    changes
+        .iter()
+        .map(|c| c["cursor"].as_str().expect("cursor").to_owned())
+        .collect()
 }

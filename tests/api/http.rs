@@ -7,18 +7,41 @@ use crate::helpers::{WsClient, spawn_app, spawn_app_with};
 #[tokio::test]
 async fn the_root_leads_to_graphiql_with_subscriptions() {
     let app = spawn_app().await;
-    let no_redirect = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
-    let root = no_redirect.get(format!("http://{}/", app.addr)).send().await.unwrap();
+    let no_redirect = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let root = no_redirect
+        .get(format!("http://{}/", app.addr))
+        .send()
+        .await
+        .unwrap();
     assert!(root.status().is_redirection());
     assert_eq!(root.headers()["location"], "/graphql");
 
-    let page = app.http.get(app.url()).header("accept", "text/html").send().await.unwrap();
+    let page = app
+        .http
+        .get(app.url())
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(page.status(), 200);
-    assert!(page.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    assert!(
+        page.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
     let html = page.text().await.unwrap();
     assert!(html.contains("graphiql"), "GraphiQL page");
     assert!(html.contains("/graphql"), "endpoint configured");
-    assert!(html.to_lowercase().contains("subscriptionurl") || html.contains("ws://") || html.contains("wsUrl"), "subscription endpoint: {html}");
+    assert!(
+        html.to_lowercase().contains("subscriptionurl")
+            || html.contains("ws://")
+            || html.contains("wsUrl"),
+        "subscription endpoint: {html}"
+    );
 }
 
 #[tokio::test]
@@ -45,7 +68,12 @@ async fn queries_work_over_get() {
 async fn health_and_readiness() {
     let app = spawn_app().await;
     for path in ["healthz", "readyz"] {
-        let resp = app.http.get(format!("http://{}/{path}", app.addr)).send().await.unwrap();
+        let resp = app
+            .http
+            .get(format!("http://{}/{path}", app.addr))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(resp.status(), 200, "{path}");
     }
 }
@@ -61,7 +89,13 @@ async fn malformed_input_never_changes_data_or_the_log() {
     let post = |body: Vec<u8>, content_type: &'static str| {
         let app = &app;
         async move {
-            app.http.post(app.url()).header("content-type", content_type).body(body).send().await.unwrap()
+            app.http
+                .post(app.url())
+                .header("content-type", content_type)
+                .body(body)
+                .send()
+                .await
+                .unwrap()
         }
     };
     // Not GraphQL at all: 400 with a GraphQL-shaped error.
@@ -85,31 +119,65 @@ async fn malformed_input_never_changes_data_or_the_log() {
 
     // GraphQL that fails validation or resolution: errors, nothing written.
     for (query, vars) in [
-        ("mutation { createRecord(input: {collection: \"a\", data: {}, extra: 1}) { id } }", json!({})),
-        ("mutation { createRecord(input: {collection: \"a\"}) { id } }", json!({})),
-        ("mutation { createRecord(input: {id: \"not-a-uuid\", collection: \"a\", data: {}}) { id } }", json!({})),
-        ("mutation($d: JSON!) { createRecord(input: {collection: \"a\", data: $d}) { id } }", json!({"d": null})),
-        ("mutation($d: JSON!) { createRecord(input: {collection: \"a\", data: $d}) { id } }", json!({"d": "{\"n\": 1}"})),
-        ("mutation { updateRecord(id: \"x\", data: {}) { id } }", json!({})),
-        ("mutation($id: UUID!) { updateRecord(id: $id, data: {}, expectedVersion: \"one\") { id } }", json!({"id": id})),
-        ("mutation($id: UUID!) { updateRecord(id: $id, data: [], expectedVersion: 1) { id } }", json!({"id": id})),
-        ("mutation($id: UUID!) { updateRecord(id: $id, data: {n: 2}, expectedVersion: 7) { id } }", json!({"id": id})),
+        (
+            "mutation { createRecord(input: {collection: \"a\", data: {}, extra: 1}) { id } }",
+            json!({}),
+        ),
+        (
+            "mutation { createRecord(input: {collection: \"a\"}) { id } }",
+            json!({}),
+        ),
+        (
+            "mutation { createRecord(input: {id: \"not-a-uuid\", collection: \"a\", data: {}}) { id } }",
+            json!({}),
+        ),
+        (
+            "mutation($d: JSON!) { createRecord(input: {collection: \"a\", data: $d}) { id } }",
+            json!({"d": null}),
+        ),
+        (
+            "mutation($d: JSON!) { createRecord(input: {collection: \"a\", data: $d}) { id } }",
+            json!({"d": "{\"n\": 1}"}),
+        ),
+        (
+            "mutation { updateRecord(id: \"x\", data: {}) { id } }",
+            json!({}),
+        ),
+        (
+            "mutation($id: UUID!) { updateRecord(id: $id, data: {}, expectedVersion: \"one\") { id } }",
+            json!({"id": id}),
+        ),
+        (
+            "mutation($id: UUID!) { updateRecord(id: $id, data: [], expectedVersion: 1) { id } }",
+            json!({"id": id}),
+        ),
+        (
+            "mutation($id: UUID!) { updateRecord(id: $id, data: {n: 2}, expectedVersion: 7) { id } }",
+            json!({"id": id}),
+        ),
         ("mutation { nope }", json!({})),
-        ("{ records(filter: {dataContains: [1]}) { totalCount } }", json!({})),
-        ("{ records(collection: \"a'; DROP TABLE record; --\") { totalCount } }", json!({})),
-        ("{ record(id: \"00000000-0000-0000-0000-000000000000\") { id nope } }", json!({})),
+        (
+            "{ records(filter: {dataContains: [1]}) { totalCount } }",
+            json!({}),
+        ),
+        (
+            "{ records(collection: \"a'; DROP TABLE record; --\") { totalCount } }",
+            json!({}),
+        ),
+        (
+            "{ record(id: \"00000000-0000-0000-0000-000000000000\") { id nope } }",
+            json!({}),
+        ),
         ("{ __typename ", json!({})),
     ] {
         let resp = app.gql(query, vars).await;
         assert!(resp["errors"].is_array(), "{query}: {resp}");
     }
-    // Queries deeper or bigger than allowed.
-    let deep = format!("{{ {}__typename{} }}", "records { edges { node { id } } pageInfo { hasNextPage } } ".repeat(0) + &"__schema { types { fields { type { ofType { ofType { ofType { ofType { ofType { ofType { ofType { ofType { ofType { ofType { ofType { ofType { ofType { ofType { name } } } } } } } } } } } } } } } } } } ", "");
-    let resp = app.gql(&deep, json!({})).await;
-    assert!(resp["errors"].is_array(), "{resp}");
-
     // Broken WebSocket frames.
-    for bad in ["{", "{\"type\":\"subscribe\",\"id\":\"1\",\"payload\":{\"query\":\"mutation { createRecord(input: {collection: \\\"a\\\", data: {}}) { id } }\"}}"] {
+    for bad in [
+        "{",
+        "{\"type\":\"subscribe\",\"id\":\"1\",\"payload\":{\"query\":\"mutation { createRecord(input: {collection: \\\"a\\\", data: {}}) { id } }\"}}",
+    ] {
         let mut ws = WsClient::connect_raw(&app, Some("graphql-transport-ws")).await;
         ws.send_text(bad).await;
         let code = ws.expect_close().await.0;
@@ -120,4 +188,108 @@ async fn malformed_input_never_changes_data_or_the_log() {
     assert_eq!(app.all_changes().await, changes_before);
     // And the server still serves.
     app.create("a", json!({"n": 2})).await;
+}
+
+#[tokio::test]
+async fn queries_deeper_or_more_complex_than_allowed_are_refused() {
+    let app = spawn_app_with(|c| {
+        c.max_query_depth = 6;
+        c.max_query_complexity = 50;
+    })
+    .await;
+    let nested = |depth: usize| {
+        let mut q = "name".to_owned();
+        for _ in 0..depth {
+            q = format!("ofType {{ {q} }}");
+        }
+        format!("{{ __schema {{ types {{ fields {{ type {{ {q} }} }} }} }} }}")
+    };
+    let ok = app.gql(&nested(1), json!({})).await;
+    assert!(ok.get("errors").is_none(), "{ok}");
+    let deep = app.gql(&nested(10), json!({})).await;
+    assert!(
+        deep["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .to_lowercase()
+            .contains("nested too deep"),
+        "{deep}"
+    );
+    let wide = (0..60)
+        .map(|i| format!("a{i}: records {{ totalCount }}"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let complex = app.gql(&format!("{{ {wide} }}"), json!({})).await;
+    assert!(
+        complex["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .to_lowercase()
+            .contains("complex"),
+        "{complex}"
+    );
+}
+
+#[tokio::test]
+async fn mutations_over_get_are_405_and_change_nothing() {
+    let app = spawn_app().await;
+    let resp = app
+        .http
+        .get(app.url())
+        .query(&[(
+            "query",
+            "mutation { createRecord(input: {collection: \"a\", data: {}}) { id } }",
+        )])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 405);
+    assert_eq!(resp.headers()["allow"], "POST");
+    let named = app
+        .http
+        .get(app.url())
+        .query(&[
+            ("query", "query Q { __typename } mutation M { createRecord(input: {collection: \"a\", data: {}}) { id } }"),
+            ("operationName", "M"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(named.status(), 405);
+    assert!(app.all_records().await.is_empty());
+}
+
+#[tokio::test]
+async fn post_bodies_must_be_json() {
+    let app = spawn_app().await;
+    let body =
+        json!({"query": "mutation { createRecord(input: {collection: \"a\", data: {}}) { id } }"})
+            .to_string();
+    for content_type in [
+        Some("text/plain"),
+        Some("application/x-www-form-urlencoded"),
+        None,
+    ] {
+        let mut req = app.http.post(app.url()).body(body.clone());
+        if let Some(ct) = content_type {
+            req = req.header("content-type", ct);
+        }
+        let resp = req.send().await.unwrap();
+        assert_eq!(resp.status(), 415, "{content_type:?}");
+        let json: Value = resp.json().await.unwrap();
+        assert_eq!(
+            json["errors"][0]["extensions"]["code"],
+            "UNSUPPORTED_MEDIA_TYPE"
+        );
+    }
+    let ok = app
+        .http
+        .post(app.url())
+        .header("content-type", "application/json; charset=utf-8")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+    assert_eq!(app.all_records().await.len(), 1);
 }

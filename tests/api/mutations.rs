@@ -5,14 +5,21 @@ use crate::helpers::{WsClient, error_code, spawn_app, spawn_app_with};
 #[tokio::test]
 async fn create_returns_the_record_at_version_1() {
     let app = spawn_app().await;
-    let r = app.create("todos", json!({"title": "milk", "done": false})).await;
+    let r = app
+        .create("todos", json!({"title": "milk", "done": false}))
+        .await;
     assert_eq!(r["collection"], "todos");
     assert_eq!(r["data"], json!({"title": "milk", "done": false}));
     assert_eq!(r["version"], 1);
     assert_eq!(r["createdAt"], r["updatedAt"]);
     assert!(uuid::Uuid::parse_str(r["id"].as_str().unwrap()).is_ok());
 
-    let got = app.data("query($id: UUID!) { record(id: $id) { id data version } }", json!({"id": r["id"]})).await;
+    let got = app
+        .data(
+            "query($id: UUID!) { record(id: $id) { id data version } }",
+            json!({"id": r["id"]}),
+        )
+        .await;
     assert_eq!(got["record"]["data"], r["data"]);
 }
 
@@ -43,10 +50,19 @@ async fn invalid_collections_and_non_object_data_are_bad_user_input() {
         ("ok", json!(42)),
     ] {
         let resp = app.gql(q, json!({"c": collection, "d": data})).await;
-        assert_eq!(error_code(&resp), "BAD_USER_INPUT", "{collection:?} {data}: {resp}");
+        assert_eq!(
+            error_code(&resp),
+            "BAD_USER_INPUT",
+            "{collection:?} {data}: {resp}"
+        );
     }
     // The longest valid name and every allowed character.
-    let ok = app.gql(q, json!({"c": format!("A-z_0.9{}", "x".repeat(57)), "d": {}})).await;
+    let ok = app
+        .gql(
+            q,
+            json!({"c": format!("A-z_0.9{}", "x".repeat(57)), "d": {}}),
+        )
+        .await;
     assert!(ok.get("errors").is_none(), "{ok}");
     assert_eq!(app.all_records().await.len(), 1);
     assert_eq!(app.all_changes().await.len(), 1);
@@ -73,7 +89,9 @@ async fn data_over_the_size_limit_is_bad_user_input() {
 async fn update_replaces_data_and_bumps_the_version() {
     let app = spawn_app().await;
     let r = app.create("a", json!({"keep": 1, "drop": 2})).await;
-    let u = app.update(r["id"].as_str().unwrap(), json!({"keep": 3})).await;
+    let u = app
+        .update(r["id"].as_str().unwrap(), json!({"keep": 3}))
+        .await;
     assert_eq!(u["data"], json!({"keep": 3}));
     assert_eq!(u["version"], 2);
 }
@@ -81,19 +99,30 @@ async fn update_replaces_data_and_bumps_the_version() {
 #[tokio::test]
 async fn patch_applies_a_json_merge_patch() {
     let app = spawn_app().await;
-    let r = app.create("a", json!({"title": "x", "tags": ["a"], "meta": {"a": 1, "b": 2}})).await;
+    let r = app
+        .create(
+            "a",
+            json!({"title": "x", "tags": ["a"], "meta": {"a": 1, "b": 2}}),
+        )
+        .await;
     let p = app
         .data(
             "mutation($id: UUID!, $p: JSON!) { patchRecord(id: $id, patch: $p, expectedVersion: 1) { data version } }",
             json!({"id": r["id"], "p": {"title": null, "tags": ["b"], "meta": {"b": null, "c": 3}}}),
         )
         .await;
-    assert_eq!(p["patchRecord"]["data"], json!({"tags": ["b"], "meta": {"a": 1, "c": 3}}));
+    assert_eq!(
+        p["patchRecord"]["data"],
+        json!({"tags": ["b"], "meta": {"a": 1, "c": 3}})
+    );
     assert_eq!(p["patchRecord"]["version"], 2);
 
     // A patch that is not an object would replace the data with a non-object.
     let bad = app
-        .gql("mutation($id: UUID!) { patchRecord(id: $id, patch: [1]) { version } }", json!({"id": r["id"]}))
+        .gql(
+            "mutation($id: UUID!) { patchRecord(id: $id, patch: [1]) { version } }",
+            json!({"id": r["id"]}),
+        )
         .await;
     assert_eq!(error_code(&bad), "BAD_USER_INPUT", "{bad}");
 }
@@ -107,9 +136,19 @@ async fn delete_returns_the_last_state_and_the_record_is_gone() {
     let d = app.delete(id).await;
     assert_eq!(d["data"], json!({"n": 2}));
     assert_eq!(d["version"], 2);
-    let got = app.data("query($id: UUID!) { record(id: $id) { id } }", json!({"id": id})).await;
+    let got = app
+        .data(
+            "query($id: UUID!) { record(id: $id) { id } }",
+            json!({"id": id}),
+        )
+        .await;
     assert_eq!(got["record"], json!(null));
-    let again = app.gql("mutation($id: UUID!) { deleteRecord(id: $id) { id } }", json!({"id": id})).await;
+    let again = app
+        .gql(
+            "mutation($id: UUID!) { deleteRecord(id: $id) { id } }",
+            json!({"id": id}),
+        )
+        .await;
     assert_eq!(error_code(&again), "NOT_FOUND");
 }
 
@@ -136,9 +175,12 @@ async fn a_stale_expected_version_is_a_conflict_that_changes_and_publishes_nothi
     app.update(&id, json!({"n": 2})).await;
 
     let mut ws = WsClient::connect(&app).await;
-    let head = app.data("{ records(first: 0) { changeCursor } }", json!({})).await;
+    let head = app
+        .data("{ records(first: 0) { changeCursor } }", json!({}))
+        .await;
     let after = head["records"]["changeCursor"].as_str().unwrap().to_owned();
-    ws.subscribe_changes("s", &format!("(after: \"{after}\")")).await;
+    ws.subscribe_changes("s", &format!("(after: \"{after}\")"))
+        .await;
 
     for q in [
         "mutation($id: UUID!) { updateRecord(id: $id, data: {n: 9}, expectedVersion: 1) { id } }",
@@ -147,7 +189,10 @@ async fn a_stale_expected_version_is_a_conflict_that_changes_and_publishes_nothi
     ] {
         let resp = app.gql(q, json!({"id": id})).await;
         assert_eq!(error_code(&resp), "VERSION_CONFLICT", "{resp}");
-        assert_eq!(resp["errors"][0]["extensions"]["currentVersion"], 2, "{resp}");
+        assert_eq!(
+            resp["errors"][0]["extensions"]["currentVersion"], 2,
+            "{resp}"
+        );
     }
     ws.expect_silence().await;
     let records = app.all_records().await;
@@ -170,12 +215,22 @@ async fn every_write_appends_one_change_with_the_state_after_it() {
     let r = app.create("a", json!({"n": 1})).await;
     let id = r["id"].as_str().unwrap();
     app.update(id, json!({"n": 2})).await;
-    app.data("mutation($id: UUID!) { patchRecord(id: $id, patch: {m: 1}) { id } }", json!({"id": id})).await;
+    app.data(
+        "mutation($id: UUID!) { patchRecord(id: $id, patch: {m: 1}) { id } }",
+        json!({"id": id}),
+    )
+    .await;
     app.delete(id).await;
     let log = app.all_changes().await;
     let summary: Vec<_> = log
         .iter()
-        .map(|c| (c["kind"].as_str().unwrap().to_owned(), c["record"]["version"].clone(), c["record"]["data"].clone()))
+        .map(|c| {
+            (
+                c["kind"].as_str().unwrap().to_owned(),
+                c["record"]["version"].clone(),
+                c["record"]["data"].clone(),
+            )
+        })
         .collect();
     assert_eq!(
         summary,

@@ -53,7 +53,8 @@ async fn resuming_with_after_while_writes_continue_has_no_gap_and_no_duplicate()
     let mut after = start;
     for round in 0..4 {
         let mut ws = WsClient::connect(&app).await;
-        ws.subscribe_changes("s", &format!("(collection: \"live\", after: \"{after}\")")).await;
+        ws.subscribe_changes("s", &format!("(collection: \"live\", after: \"{after}\")"))
+            .await;
         let take = if round < 3 { 30 } else { 200 - received.len() };
         let got = ws.next_changes("s", take).await;
         after = got.last().unwrap()["cursor"].as_str().unwrap().to_owned();
@@ -82,11 +83,17 @@ async fn snapshot_then_subscribe_with_change_cursor_under_concurrent_writes() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|r| (r["id"].as_str().unwrap().to_owned(), (r["version"].as_i64().unwrap(), r["data"].clone())))
+        .map(|r| {
+            (
+                r["id"].as_str().unwrap().to_owned(),
+                (r["version"].as_i64().unwrap(), r["data"].clone()),
+            )
+        })
         .collect();
     let cursor = page["records"]["changeCursor"].as_str().unwrap().to_owned();
     let mut ws = WsClient::connect(&app).await;
-    ws.subscribe_changes("s", &format!("(collection: \"snap\", after: \"{cursor}\")")).await;
+    ws.subscribe_changes("s", &format!("(collection: \"snap\", after: \"{cursor}\")"))
+        .await;
 
     writer.await.unwrap();
     let head = app.head_cursor().await;
@@ -101,12 +108,16 @@ async fn snapshot_then_subscribe_with_change_cursor_under_concurrent_writes() {
                 state.insert(id, (version, ev["record"]["data"].clone()));
             }
             "UPDATED" => {
-                let (v, _) = state.get(&id).unwrap_or_else(|| panic!("update of unknown record: {ev}"));
+                let (v, _) = state
+                    .get(&id)
+                    .unwrap_or_else(|| panic!("update of unknown record: {ev}"));
                 assert_eq!(version, v + 1, "a version was skipped or repeated: {ev}");
                 state.insert(id, (version, ev["record"]["data"].clone()));
             }
             "DELETED" => {
-                let (v, _) = state.remove(&id).unwrap_or_else(|| panic!("delete of unknown record: {ev}"));
+                let (v, _) = state
+                    .remove(&id)
+                    .unwrap_or_else(|| panic!("delete of unknown record: {ev}"));
                 assert_eq!(version, v);
             }
             other => panic!("unknown kind {other}"),
@@ -120,7 +131,12 @@ async fn snapshot_then_subscribe_with_change_cursor_under_concurrent_writes() {
         .all_records()
         .await
         .iter()
-        .map(|r| (r["id"].as_str().unwrap().to_owned(), (r["version"].as_i64().unwrap(), r["data"].clone())))
+        .map(|r| {
+            (
+                r["id"].as_str().unwrap().to_owned(),
+                (r["version"].as_i64().unwrap(), r["data"].clone()),
+            )
+        })
         .collect();
     assert_eq!(state, server, "the client's replica matches the server");
 }
@@ -143,7 +159,11 @@ async fn a_cursor_survives_a_server_restart() {
 
     let app = spawn_on(dir, url, |_| {}).await;
     let mut ws = WsClient::connect(&app).await;
-    ws.subscribe_changes("s", &format!("(after: \"{}\")", seen["cursor"].as_str().unwrap())).await;
+    ws.subscribe_changes(
+        "s",
+        &format!("(after: \"{}\")", seen["cursor"].as_str().unwrap()),
+    )
+    .await;
     let replay = ws.next_changes("s", 2).await;
     assert_eq!(replay[0]["record"]["data"], json!({"n": 2}));
     assert_eq!(replay[1]["record"]["data"], json!({"n": 3}));

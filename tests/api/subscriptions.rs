@@ -21,7 +21,11 @@ async fn a_collection_subscription_gets_that_collection_only_with_the_last_state
 
     let events = ws.next_changes("s", 3).await;
     assert_eq!(kinds(&events), ["CREATED", "UPDATED", "DELETED"]);
-    assert!(events.iter().all(|e| e["record"]["collection"] == "todos" && e["record"]["id"] == id));
+    assert!(
+        events
+            .iter()
+            .all(|e| e["record"]["collection"] == "todos" && e["record"]["id"] == id)
+    );
     assert_eq!(events[2]["record"]["data"], json!({"n": 3}));
     assert_eq!(events[2]["record"]["version"], 2);
     ws.expect_silence().await;
@@ -52,7 +56,8 @@ async fn an_id_subscription_gets_that_record_only() {
 async fn a_kinds_subscription_gets_those_kinds_only() {
     let app = spawn_app().await;
     let mut ws = WsClient::connect(&app).await;
-    ws.subscribe_changes("s", "(collection: \"a\", kinds: [DELETED, CREATED])").await;
+    ws.subscribe_changes("s", "(collection: \"a\", kinds: [DELETED, CREATED])")
+        .await;
     app.wait_for_receivers(1).await;
     let r = app.create("a", json!({"n": 1})).await;
     let id = r["id"].as_str().unwrap();
@@ -96,7 +101,11 @@ async fn two_subscribers_on_separate_connections_get_identical_ordered_streams()
     let a = one.next_changes("x", 100).await;
     let b = two.next_changes("y", 100).await;
     assert_eq!(cursors(&a), cursors(&b));
-    assert_eq!(cursors(&a), cursors(&app.all_changes().await), "streams follow the log's order");
+    assert_eq!(
+        cursors(&a),
+        cursors(&app.all_changes().await),
+        "streams follow the log's order"
+    );
     one.expect_silence().await;
 }
 
@@ -111,7 +120,8 @@ async fn a_slow_subscriber_catches_up_from_the_log_and_misses_nothing() {
     .await;
     let after = app.head_cursor().await;
     let mut ws = WsClient::connect(&app).await;
-    ws.subscribe_changes("s", &format!("(after: \"{after}\")")).await;
+    ws.subscribe_changes("s", &format!("(after: \"{after}\")"))
+        .await;
     app.wait_for_receivers(1).await;
 
     // Far more than socket buffers hold, written while the subscriber reads nothing.
@@ -121,11 +131,22 @@ async fn a_slow_subscriber_catches_up_from_the_log_and_misses_nothing() {
         app.create("big", json!({"i": i, "blob": blob})).await;
     }
     let events = ws.next_changes("s", total).await;
-    let order: Vec<i64> = events.iter().map(|e| e["record"]["data"]["i"].as_i64().unwrap()).collect();
+    let order: Vec<i64> = events
+        .iter()
+        .map(|e| e["record"]["data"]["i"].as_i64().unwrap())
+        .collect();
     assert_eq!(order, (0..total as i64).collect::<Vec<_>>());
     ws.expect_silence().await;
-    let catch_ups = app.store.broker().stats().catch_ups.load(std::sync::atomic::Ordering::Relaxed);
-    assert!(catch_ups > 0, "the subscriber should have fallen behind and caught up from the log");
+    let catch_ups = app
+        .store
+        .broker()
+        .stats()
+        .catch_ups
+        .load(std::sync::atomic::Ordering::Relaxed);
+    assert!(
+        catch_ups > 0,
+        "the subscriber should have fallen behind and caught up from the log"
+    );
 }
 
 #[tokio::test]
@@ -139,7 +160,11 @@ async fn rejected_writes_publish_nothing() {
     app.gql(q, json!({"id": r["id"], "c": "a", "d": {}})).await;
     app.gql(q, json!({"c": "bad name", "d": {}})).await;
     app.gql(q, json!({"c": "a", "d": [1]})).await;
-    app.gql("mutation($id: UUID!) { deleteRecord(id: $id) { id } }", json!({"id": uuid::Uuid::new_v4()})).await;
+    app.gql(
+        "mutation($id: UUID!) { deleteRecord(id: $id) { id } }",
+        json!({"id": uuid::Uuid::new_v4()}),
+    )
+    .await;
     ws.expect_silence().await;
 }
 
@@ -147,29 +172,46 @@ async fn rejected_writes_publish_nothing() {
 async fn queries_and_mutations_work_over_the_socket() {
     let app = spawn_app().await;
     let mut ws = WsClient::connect(&app).await;
-    ws.subscribe("m", "mutation { createRecord(input: {collection: \"a\", data: {n: 1}}) { id version } }", json!({}))
-        .await;
+    ws.subscribe(
+        "m",
+        "mutation { createRecord(input: {collection: \"a\", data: {n: 1}}) { id version } }",
+        json!({}),
+    )
+    .await;
     let next = ws.recv().await;
     assert_eq!(next["type"], "next");
     assert_eq!(next["payload"]["data"]["createRecord"]["version"], 1);
     assert_eq!(ws.recv().await, json!({"type": "complete", "id": "m"}));
     let id = next["payload"]["data"]["createRecord"]["id"].clone();
-    ws.subscribe("q", "query($id: UUID!) { record(id: $id) { data } }", json!({"id": id})).await;
+    ws.subscribe(
+        "q",
+        "query($id: UUID!) { record(id: $id) { data } }",
+        json!({"id": id}),
+    )
+    .await;
     let next = ws.recv().await;
     assert_eq!(next["payload"]["data"]["record"]["data"], json!({"n": 1}));
     assert_eq!(ws.recv().await, json!({"type": "complete", "id": "q"}));
+    // An execution error is a result, not a refused request: `next`, then `complete`.
+    ws.subscribe(
+        "d",
+        "mutation { deleteRecord(id: \"00000000-0000-0000-0000-000000000000\") { id } }",
+        json!({}),
+    )
+    .await;
+    assert_eq!(ws.operation_error_code("d").await, "NOT_FOUND");
 }
 
 #[tokio::test]
 async fn subscription_argument_errors_are_reported_with_codes() {
     let app = spawn_app().await;
     let mut ws = WsClient::connect(&app).await;
-    for (id, args) in [("1", "(after: \"garbage\")"), ("2", "(collection: \"no spaces\")")] {
+    for (id, args) in [
+        ("1", "(after: \"garbage\")"),
+        ("2", "(collection: \"no spaces\")"),
+    ] {
         ws.subscribe_changes(id, args).await;
-        let msg = ws.recv().await;
-        assert_eq!(msg["type"], "error", "{msg}");
-        assert_eq!(msg["id"], id);
-        assert_eq!(msg["payload"][0]["extensions"]["code"], "BAD_USER_INPUT", "{msg}");
+        assert_eq!(ws.operation_error_code(id).await, "BAD_USER_INPUT");
     }
     // The connection stays usable.
     ws.subscribe_changes("3", "").await;
@@ -192,24 +234,35 @@ async fn a_pruned_cursor_is_cursor_expired() {
     // Wait for the pruner to drop both changes.
     let deadline = tokio::time::Instant::now() + crate::helpers::ARRIVE;
     loop {
-        let resp = app.gql("query($a: String) { changes(after: $a) { changeCursor } }", json!({"a": old})).await;
+        let resp = app
+            .gql(
+                "query($a: String) { changes(after: $a) { changeCursor } }",
+                json!({"a": old}),
+            )
+            .await;
         if crate::helpers::error_code(&resp) == "CURSOR_EXPIRED" {
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "never pruned: {resp}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never pruned: {resp}"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     let mut ws = WsClient::connect(&app).await;
-    ws.subscribe_changes("old", &format!("(after: \"{old}\")")).await;
-    let msg = ws.recv().await;
-    assert_eq!(msg["type"], "error", "{msg}");
-    assert_eq!(msg["payload"][0]["extensions"]["code"], "CURSOR_EXPIRED", "{msg}");
+    ws.subscribe_changes("old", &format!("(after: \"{old}\")"))
+        .await;
+    assert_eq!(ws.operation_error_code("old").await, "CURSOR_EXPIRED");
 
     // A client that reloads gets a fresh cursor that works.
     let fresh = app.head_cursor().await;
-    ws.subscribe_changes("new", &format!("(after: \"{fresh}\")")).await;
+    ws.subscribe_changes("new", &format!("(after: \"{fresh}\")"))
+        .await;
     // With zero retention the change is pruned at once: it must reach the subscriber live.
     app.wait_for_receivers(1).await;
     app.create("a", json!({"n": 3})).await;
-    assert_eq!(ws.next_change("new").await["record"]["data"], json!({"n": 3}));
+    assert_eq!(
+        ws.next_change("new").await["record"]["data"],
+        json!({"n": 3})
+    );
 }
