@@ -140,6 +140,19 @@ pub struct Config {
     )]
     pub catch_up_batch: u32,
 
+    /// PostgreSQL: read the change log at least this often even without notifications.
+    #[arg(long, env = "RECORDSYNC_FOLLOW_POLL_INTERVAL", default_value = "1s", value_parser = humantime::parse_duration, global = true)]
+    pub follow_poll_interval: Duration,
+
+    /// PostgreSQL: first wait before retrying a lost LISTEN connection or a failed
+    /// change-log read; doubles on every failure.
+    #[arg(long, env = "RECORDSYNC_LISTEN_BACKOFF_MIN", default_value = "100ms", value_parser = humantime::parse_duration, global = true)]
+    pub listen_backoff_min: Duration,
+
+    /// PostgreSQL: longest wait between reconnection attempts.
+    #[arg(long, env = "RECORDSYNC_LISTEN_BACKOFF_MAX", default_value = "5s", value_parser = humantime::parse_duration, global = true)]
+    pub listen_backoff_max: Duration,
+
     /// Largest WebSocket message accepted from a client, in bytes.
     #[arg(long, env = "RECORDSYNC_WS_MAX_MESSAGE_BYTES", default_value_t = 256 * 1024, global = true)]
     pub ws_max_message_bytes: usize,

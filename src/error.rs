@@ -32,9 +32,12 @@ pub enum Error {
     /// The cursor points before the retained change log. Code `CURSOR_EXPIRED`: reload.
     #[error("cursor is older than the retained change log; reload and subscribe again")]
     CursorExpired,
+    /// The database cannot be reached right now. Code `SERVICE_UNAVAILABLE`: retry.
+    #[error("the database is unavailable; retry shortly")]
+    Unavailable(#[source] sea_orm::DbErr),
     /// The database failed. Code `INTERNAL_SERVER_ERROR`; details are only logged.
     #[error("database error: {0}")]
-    Database(#[from] sea_orm::DbErr),
+    Database(#[source] sea_orm::DbErr),
     /// Any other internal failure. Code `INTERNAL_SERVER_ERROR`; details are only logged.
     #[error("internal error: {0}")]
     Internal(String),
@@ -57,6 +60,7 @@ impl Error {
             Self::VersionConflict { .. } => "VERSION_CONFLICT",
             Self::AlreadyExists(_) => "ALREADY_EXISTS",
             Self::CursorExpired => "CURSOR_EXPIRED",
+            Self::Unavailable(_) => "SERVICE_UNAVAILABLE",
             Self::Database(_) | Self::Internal(_) => "INTERNAL_SERVER_ERROR",
         }
     }
@@ -64,6 +68,41 @@ impl Error {
     /// Whether the details must stay in the log.
     fn is_internal(&self) -> bool {
         matches!(self, Self::Database(_) | Self::Internal(_))
+    }
+}
+
+impl From<sea_orm::DbErr> for Error {
+    /// Connection failures become [`Error::Unavailable`], everything else
+    /// [`Error::Database`].
+    fn from(err: sea_orm::DbErr) -> Self {
+        if is_connection_failure(&err) {
+            Self::Unavailable(err)
+        } else {
+            Self::Database(err)
+        }
+    }
+}
+
+/// Whether `err` means the database could not be reached (as opposed to a statement
+/// that failed): pool timeouts, broken sockets, and PostgreSQL's connection-exception
+/// (class 08) and shutdown (57P01-57P03) codes.
+fn is_connection_failure(err: &sea_orm::DbErr) -> bool {
+    use sea_orm::{DbErr, RuntimeErr, sqlx};
+    let sqlx_err = match err {
+        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => return true,
+        DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => e,
+        _ => return false,
+    };
+    match &**sqlx_err {
+        sqlx::Error::Io(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed
+        | sqlx::Error::Tls(_) => true,
+        sqlx::Error::Database(db) => db
+            .code()
+            .is_some_and(|c| c.starts_with("08") || matches!(&*c, "57P01" | "57P02" | "57P03")),
+        _ => false,
     }
 }
 

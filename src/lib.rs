@@ -106,6 +106,21 @@ impl App {
     ) -> anyhow::Result<()> {
         let state = self.state;
         state.tasks.spawn(prune_loop(state.clone()));
+        if state.store.backend() == sea_orm::DbBackend::Postgres {
+            let config = &state.config;
+            let follower = broker::follower::FollowerConfig {
+                url: config.database_url.clone(),
+                poll_interval: config.follow_poll_interval,
+                backoff_min: config.listen_backoff_min,
+                backoff_max: config.listen_backoff_max,
+                batch: u64::from(config.catch_up_batch.max(1)),
+            };
+            state.tasks.spawn(broker::follower::run(
+                state.store.clone(),
+                follower,
+                state.shutdown.clone(),
+            ));
+        }
         let token = state.shutdown.clone();
         let grace = state.config.shutdown_grace;
         let tasks = state.tasks.clone();

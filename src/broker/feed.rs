@@ -10,14 +10,14 @@
 //! The receiver is created before the first read of the log, so every change is either
 //! in the log read or in the receiver: none falls between the two.
 
-use std::{collections::VecDeque, sync::Arc, sync::atomic::Ordering};
+use std::{collections::VecDeque, sync::Arc, sync::atomic::Ordering, time::Duration};
 
 use futures_util::Stream;
 use tokio::sync::broadcast::{self, error::RecvError};
 
 use super::Published;
 use crate::{
-    error::Result,
+    error::{Error, Result},
     store::{Change, Store, changes::ChangeFilter},
 };
 
@@ -35,20 +35,27 @@ struct Feed {
     rx: broadcast::Receiver<Arc<Published>>,
     pending: VecDeque<Arc<Change>>,
     mode: Mode,
+    /// Wait before retrying a read while the database is unreachable.
+    retry: Duration,
 }
 
-/// Streams every change matching `filter` after `after` (or after now), in commit
-/// order, each once. The stream ends with an error if the database fails or the
-/// subscriber falls behind the change log's retention.
+const MIN_RETRY: Duration = Duration::from_millis(100);
+const MAX_RETRY: Duration = Duration::from_secs(5);
+
+/// Streams every change matching `filter` after position `after`, in commit order,
+/// each once. While the database is unreachable the stream waits and retries; it ends
+/// with an error if a query fails otherwise or the subscriber falls behind the change
+/// log's retention.
 ///
-/// A given `after` must already have been checked with [`Store::check_resume`].
+/// `after` must be a committed position; one from a client must have been checked with
+/// [`Store::check_resume`].
 pub fn subscribe(
     store: Store,
     filter: ChangeFilter,
-    after: Option<i64>,
+    after: i64,
 ) -> impl Stream<Item = Result<Arc<Change>>> + Send + 'static {
     let (rx, head) = store.broker().subscribe();
-    let pos = after.unwrap_or(head);
+    let pos = after;
     let mode = if pos < head {
         Mode::CatchingUp
     } else {
@@ -61,6 +68,7 @@ pub fn subscribe(
         rx,
         pending: VecDeque::new(),
         mode,
+        retry: MIN_RETRY,
     };
     futures_util::stream::unfold(feed, |mut feed| async move {
         let item = feed.next().await?;
@@ -89,11 +97,19 @@ impl Feed {
                         .await
                     {
                         Ok(read) => {
+                            self.retry = MIN_RETRY;
                             self.pos = read.through;
                             self.pending.extend(read.changes.into_iter().map(Arc::new));
                             if !read.has_more {
                                 self.mode = Mode::Live;
                             }
+                        }
+                        Err(Error::Unavailable(err)) => {
+                            // The subscription stays open and resumes from `pos` once the
+                            // database is back.
+                            tracing::warn!(error = %err, retry_in = ?self.retry, "catch-up waits for the database");
+                            tokio::time::sleep(self.retry).await;
+                            self.retry = (self.retry * 2).min(MAX_RETRY);
                         }
                         Err(err) => {
                             self.mode = Mode::Done;

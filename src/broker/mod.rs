@@ -3,6 +3,8 @@
 //! # Layout
 //! - this file: [`Broker`], a bounded broadcast of every committed change, each tagged
 //!   with the position published before it so a receiver can tell it missed one.
+//! - [`follower`]: with PostgreSQL, the task that reads changes committed by any
+//!   instance from the log, in order, and publishes them here.
 //! - [`feed`]: one subscription's stream: replay from the change log, then live
 //!   changes, falling back to the log whenever the live stream has a gap.
 //!
@@ -11,6 +13,7 @@
 //! client costs memory only for the shared buffer, never an unbounded queue.
 
 pub mod feed;
+pub mod follower;
 
 use std::sync::{
     Arc, Mutex,
@@ -53,6 +56,8 @@ struct Inner {
     head: Mutex<i64>,
     /// Counters.
     stats: Stats,
+    /// Wakes the PostgreSQL follower after a local commit.
+    poke: tokio::sync::Notify,
 }
 
 impl Broker {
@@ -64,6 +69,7 @@ impl Broker {
                 tx,
                 head: Mutex::new(head),
                 stats: Stats::default(),
+                poke: tokio::sync::Notify::new(),
             }),
         }
     }
@@ -92,6 +98,16 @@ impl Broker {
     pub fn subscribe(&self) -> (broadcast::Receiver<Arc<Published>>, i64) {
         let head = self.inner.head.lock().unwrap_or_else(|e| e.into_inner());
         (self.inner.tx.subscribe(), *head)
+    }
+
+    /// Asks the follower to read the log now (a local change was committed).
+    pub fn poke(&self) {
+        self.inner.poke.notify_one();
+    }
+
+    /// Resolves when [`Broker::poke`] was called since the last time.
+    pub async fn poked(&self) {
+        self.inner.poke.notified().await;
     }
 
     /// The newest published position.

@@ -33,14 +33,20 @@ impl SubscriptionRoot {
         if let Some(c) = &collection {
             validate_collection(c).gql()?;
         }
-        let after = after
+        // Without `after`, start at the log's head as the database sees it now, so that
+        // nothing committed before the subscription arrives, whichever instance wrote it.
+        let after = match after
             .as_deref()
             .map(cursor::decode_change)
             .transpose()
-            .gql()?;
-        if let Some(after) = after {
-            store.check_resume(after).await.gql()?;
-        }
+            .gql()?
+        {
+            Some(after) => {
+                store.check_resume(after).await.gql()?;
+                after
+            }
+            None => store.head().await.gql()?,
+        };
         let filter = ChangeFilter {
             collection,
             id,

@@ -151,6 +151,16 @@ impl Store {
         })
     }
 
+    /// Up to `limit` changes of any collection after `after`, oldest first.
+    pub async fn changes_since(&self, after: i64, limit: u64) -> Result<Vec<Change>> {
+        Ok(record_change::Entity::find()
+            .filter(Column::Seq.gt(after))
+            .order_by_asc(Column::Seq)
+            .limit(limit)
+            .all(self.db())
+            .await?)
+    }
+
     /// A page of the change log for polling clients: matching changes after `after`
     /// (or from the oldest retained change).
     pub async fn changes(

@@ -10,12 +10,20 @@
 //! - [`patch`]: JSON Merge Patch and the canonical JSON form.
 //!
 //! # Why sequence order is commit order
-//! Writers hold one lock (`Store::writer`) from the start of their transaction until
-//! after the broker has been told about their change. With SQLite there is a single
-//! writer anyway; the lock only keeps our own writers from contending for it. So the
-//! sequence number a change gets is assigned, committed and published in the same
-//! order, and a reader that sees change N has already been able to see every change
-//! below N.
+//! A plain auto-increment key is not enough: with concurrent transactions, a later one
+//! can commit a smaller number first, and a reader that already moved past it would
+//! skip it forever. So writers are serialized around the append:
+//! - SQLite has a single writer anyway; `Store::writer` keeps our own writers from
+//!   contending for it, and an `IMMEDIATE` transaction takes its lock up front.
+//! - PostgreSQL: every writer on every instance takes one transaction-scoped advisory
+//!   lock ([`WRITE_LOCK_KEY`]) before its change gets a `BIGSERIAL` number and holds it
+//!   until COMMIT. PostgreSQL makes a transaction visible before it releases its locks,
+//!   so change N is visible before change N+1 is even numbered.
+//!
+//! Sequence numbers therefore commit in order, and a reader that sees change N can see
+//! every change below N: reading `seq > position` never skips anything. (Numbers may
+//! have gaps after a rollback; nothing relies on them being contiguous.) The price is
+//! that writes to one database are serialized; the README gives the measured cost.
 
 pub mod changes;
 pub mod cursor;
@@ -28,9 +36,9 @@ use chrono::{DateTime, Utc};
 use entity::{record, record_change};
 use migration::{Migrator, MigratorTrait};
 use sea_orm::{
-    ActiveModelTrait, ConnectOptions, Database, DatabaseConnection, DatabaseTransaction, DbBackend,
-    EntityTrait, IntoActiveModel, Set, SqlErr, SqliteTransactionMode, TransactionOptions,
-    TransactionTrait,
+    ActiveModelTrait, ConnectOptions, ConnectionTrait, Database, DatabaseConnection,
+    DatabaseTransaction, DbBackend, EntityTrait, IntoActiveModel, Set, SqlErr,
+    SqliteTransactionMode, TransactionOptions, TransactionTrait,
     sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous},
 };
 use serde_json::Value;
@@ -140,6 +148,9 @@ pub struct Store {
     limits: Arc<Limits>,
 }
 
+/// The PostgreSQL advisory lock every writer holds while it appends to the change log.
+pub const WRITE_LOCK_KEY: i64 = 0x7265_636f_7264; // "record"
+
 /// Opens the database named by `config` (creating a SQLite file if needed).
 pub async fn connect(config: &Config) -> Result<DatabaseConnection> {
     let mut opt = ConnectOptions::new(config.database_url.clone());
@@ -229,15 +240,22 @@ impl Store {
 
     async fn apply_to_completion(&self, id: Uuid, write: Write) -> Result<record::Model> {
         let _writer = self.writer.lock().await;
+        let postgres = self.backend() == DbBackend::Postgres;
         // IMMEDIATE takes SQLite's write lock up front, so the read of the current state
         // and the write that follows cannot be split by another writer.
         let txn = self
             .db
             .begin_with_options(TransactionOptions {
-                sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+                sqlite_transaction_mode: (!postgres).then_some(SqliteTransactionMode::Immediate),
                 ..Default::default()
             })
             .await?;
+        if postgres {
+            // Writers on every instance take this lock before their change gets its
+            // sequence number and hold it until COMMIT, so numbers commit in order.
+            txn.execute_unprepared(&format!("SELECT pg_advisory_xact_lock({WRITE_LOCK_KEY})"))
+                .await?;
+        }
         let current = record::Entity::find_by_id(id).one(&txn).await?;
         let at = now();
         let (kind, state) = match (write, current) {
@@ -310,6 +328,15 @@ impl Store {
         }
         .insert(&txn)
         .await?;
+        if postgres {
+            // Delivered to every instance's follower when (and only if) this commits.
+            txn.execute_unprepared(&format!(
+                "SELECT pg_notify('{}', '{}')",
+                crate::broker::follower::CHANNEL,
+                change.seq
+            ))
+            .await?;
+        }
         if let Err(err) = txn.commit().await {
             // The COMMIT may have happened even though it reported failure. Move the
             // broker to the log's real head so live subscribers see a gap and re-read
@@ -319,7 +346,13 @@ impl Store {
             }
             return Err(err.into());
         }
-        self.broker.publish(change);
+        if postgres {
+            // Other instances' changes interleave with ours, so every instance publishes
+            // from the log in order; tell ours to look now rather than wait for NOTIFY.
+            self.broker.poke();
+        } else {
+            self.broker.publish(change);
+        }
         Ok(state)
     }
 

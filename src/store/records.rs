@@ -203,11 +203,19 @@ impl Store {
             }
             match self.backend() {
                 DbBackend::Postgres => {
+                    // `@>` can use the GIN index; the per-key equality makes nested values
+                    // compare whole, as on SQLite (containment alone would match subsets).
                     let doc = patch::canonical(contains.clone());
                     cond = cond.add(Expr::cust_with_values(
-                        "\"data\" @> ?::jsonb",
+                        "\"record\".\"data\" @> $1::jsonb",
                         [doc.to_string()],
                     ));
+                    for (key, value) in members {
+                        cond = cond.add(Expr::cust_with_values(
+                            "\"record\".\"data\" -> $1::text = $2::jsonb",
+                            [key.clone(), value.to_string()],
+                        ));
+                    }
                 }
                 _ => {
                     for (key, value) in members {

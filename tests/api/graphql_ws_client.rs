@@ -7,7 +7,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::{client::IntoClientRequest, http::HeaderValue};
 
-use crate::helpers::{ARRIVE, spawn_app};
+use super::helpers::{ARRIVE, spawn_app};
 
 #[derive(Serialize)]
 struct Operation {

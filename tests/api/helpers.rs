@@ -1,9 +1,16 @@
 //! Starting the real server on 127.0.0.1:0 and talking to it as clients do.
 
-use std::{net::SocketAddr, sync::Once, time::Duration};
+// Each test binary uses a different part of these helpers.
+#![allow(dead_code)]
+use std::{
+    net::SocketAddr,
+    sync::{Arc, Once},
+    time::Duration,
+};
 
 use futures_util::{SinkExt, StreamExt};
 use recordsync::{App, Config, store::Store};
+use sea_orm::ConnectionTrait;
 use serde_json::{Value, json};
 use tokio::{net::TcpStream, sync::oneshot, task::JoinHandle};
 use tokio_tungstenite::{
@@ -27,6 +34,89 @@ fn init_tracing() {
     });
 }
 
+/// The database a test runs on: a SQLite file in a temporary folder, or a fresh
+/// PostgreSQL database that is dropped when the last app using it is gone.
+pub struct TestDb {
+    /// The URL the server connects to.
+    pub url: String,
+    /// The PostgreSQL database's name (to drop it), or `None` for SQLite.
+    pg_name: Option<String>,
+    _dir: tempfile::TempDir,
+}
+
+/// Whether this test binary runs the suite on PostgreSQL (`api_postgres`) rather than
+/// SQLite (`api`).
+pub fn on_postgres() -> bool {
+    env!("CARGO_CRATE_NAME").contains("postgres")
+}
+
+/// The PostgreSQL server the PostgreSQL suites use (its maintenance database).
+pub fn postgres_admin_url() -> String {
+    std::env::var("RECORDSYNC_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+}
+
+impl TestDb {
+    /// A fresh, empty database of the suite's backend.
+    pub async fn fresh() -> Arc<Self> {
+        let dir = tempfile::tempdir().expect("temp dir");
+        if !on_postgres() {
+            let url = format!("sqlite://{}", dir.path().join("test.db").display());
+            return Arc::new(Self {
+                url,
+                pg_name: None,
+                _dir: dir,
+            });
+        }
+        let admin = postgres_admin_url();
+        let name = format!("recordsync_test_{}", uuid::Uuid::new_v4().simple());
+        let conn = sea_orm::Database::connect(&admin)
+            .await
+            .unwrap_or_else(|e| {
+                panic!(
+                    "PostgreSQL is unreachable at {admin} (set RECORDSYNC_TEST_POSTGRES_URL): {e}"
+                )
+            });
+        conn.execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
+            .await
+            .expect("create test database");
+        let _ = conn.close().await;
+        let (base, _) = admin.rsplit_once('/').expect("database URL with a path");
+        let url = format!("{base}/{name}");
+        Arc::new(Self {
+            url,
+            pg_name: Some(name),
+            _dir: dir,
+        })
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let Some(name) = self.pg_name.take() else {
+            return;
+        };
+        let admin = postgres_admin_url();
+        // Drop runs outside any runtime guarantee: use a short-lived one of its own.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
+            rt.block_on(async {
+                let conn = sea_orm::Database::connect(&admin).await.ok()?;
+                conn.execute_unprepared(&format!(
+                    "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+                ))
+                .await
+                .ok()?;
+                conn.close().await.ok()
+            })
+        })
+        .join();
+    }
+}
+
 /// A running server with a fresh database.
 pub struct TestApp {
     /// Where it listens.
@@ -35,10 +125,10 @@ pub struct TestApp {
     pub http: reqwest::Client,
     /// The server's store, to inspect counters.
     pub store: Store,
+    /// The database, shared with other apps on it.
+    pub db: Arc<TestDb>,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<anyhow::Result<()>>>,
-    /// Kept so the database lives as long as the app.
-    pub dir: tempfile::TempDir,
 }
 
 /// A server with the default settings.
@@ -48,20 +138,14 @@ pub async fn spawn_app() -> TestApp {
 
 /// A server whose settings `configure` adjusts.
 pub async fn spawn_app_with(configure: impl FnOnce(&mut Config)) -> TestApp {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let url = format!("sqlite://{}", dir.path().join("test.db").display());
-    spawn_on(dir, url, configure).await
+    spawn_on(TestDb::fresh().await, configure).await
 }
 
-/// A server on an existing database (to restart one).
-pub async fn spawn_on(
-    dir: tempfile::TempDir,
-    url: String,
-    configure: impl FnOnce(&mut Config),
-) -> TestApp {
+/// A server on an existing database (to restart one, or to run several).
+pub async fn spawn_on(db: Arc<TestDb>, configure: impl FnOnce(&mut Config)) -> TestApp {
     init_tracing();
     let mut config = Config {
-        database_url: url,
+        database_url: db.url.clone(),
         ..Config::default()
     };
     configure(&mut config);
@@ -79,9 +163,9 @@ pub async fn spawn_on(
         addr,
         http: reqwest::Client::new(),
         store,
+        db,
         shutdown: Some(tx),
         server: Some(server),
-        dir,
     }
 }
 
@@ -94,11 +178,6 @@ impl TestApp {
     /// `ws://…/graphql`.
     pub fn ws_url(&self) -> String {
         format!("ws://{}/graphql", self.addr)
-    }
-
-    /// The SQLite URL of this app's database.
-    pub fn database_url(&self) -> String {
-        format!("sqlite://{}", self.dir.path().join("test.db").display())
     }
 
     /// POSTs a GraphQL request and returns the whole response body.
@@ -215,14 +294,9 @@ impl TestApp {
             .unwrap_or_default()
     }
 
-    /// Stops the server as SIGTERM would and waits until it has finished.
-    pub async fn stop(mut self) -> tempfile::TempDir {
-        self.shutdown_and_wait().await;
-        let dir = tempfile::tempdir().expect("temp dir");
-        std::mem::replace(&mut self.dir, dir)
-    }
-
-    async fn shutdown_and_wait(&mut self) {
+    /// Stops the server as SIGTERM would, waits until it has finished, and hands back
+    /// its database.
+    pub async fn stop(mut self) -> Arc<TestDb> {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
@@ -233,6 +307,7 @@ impl TestApp {
                 .expect("server task")
                 .expect("server result");
         }
+        Arc::clone(&self.db)
     }
 }
 

@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 
-use crate::helpers::{WsClient, spawn_app, spawn_app_with};
+use super::helpers::{WsClient, spawn_app, spawn_app_with};
 
 #[tokio::test]
 async fn the_root_leads_to_graphiql_with_subscriptions() {

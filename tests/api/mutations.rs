@@ -1,6 +1,6 @@
 use serde_json::json;
 
-use crate::helpers::{WsClient, error_code, spawn_app, spawn_app_with};
+use super::helpers::{WsClient, error_code, spawn_app, spawn_app_with};
 
 #[tokio::test]
 async fn create_returns_the_record_at_version_1() {
@@ -241,7 +241,7 @@ async fn every_write_appends_one_change_with_the_state_after_it() {
             ("DELETED".into(), json!(3), json!({"m": 1, "n": 2})),
         ]
     );
-    let cursors = crate::helpers::cursors(&log);
+    let cursors = super::helpers::cursors(&log);
     let mut unique = cursors.clone();
     unique.dedup();
     assert_eq!(unique.len(), 4);

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::helpers::{WsClient, spawn_app, spawn_app_with};
+use super::helpers::{WsClient, spawn_app, spawn_app_with};
 
 #[tokio::test]
 async fn subscribe_before_connection_ack_closes_4401() {
@@ -102,7 +102,7 @@ async fn complete_from_the_client_stops_the_subscription() {
     ws.next_change("s").await;
     ws.send(json!({"type": "complete", "id": "s"})).await;
     // The id may be reused once completed.
-    tokio::time::timeout(crate::helpers::ARRIVE, async {
+    tokio::time::timeout(super::helpers::ARRIVE, async {
         while app.store.broker().receivers() > 0 {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }

@@ -1,6 +1,6 @@
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, error_code, spawn_app, spawn_app_with};
+use super::helpers::{TestApp, error_code, spawn_app, spawn_app_with};
 
 const PAGE: &str = "query($c: String, $f: RecordFilter, $o: RecordOrder, $first: Int, $after: String, $last: Int, $before: String) {
   records(collection: $c, filter: $f, orderBy: $o, first: $first, after: $after, last: $last, before: $before) {

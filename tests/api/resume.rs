@@ -2,7 +2,7 @@ use std::collections::HashMap;
 
 use serde_json::{Value, json};
 
-use crate::helpers::{WsClient, cursors, spawn_app, spawn_on};
+use super::helpers::{WsClient, cursors, spawn_app, spawn_on};
 
 /// Runs `n` writes on collection `c` from a background task: creates, then updates
 /// and deletes of what it created.
@@ -153,11 +153,10 @@ async fn a_cursor_survives_a_server_restart() {
     app.create("a", json!({"n": 3})).await;
     ws.next_changes("s", 2).await;
 
-    let url = app.database_url();
-    let dir = app.stop().await;
+    let db = app.stop().await;
     assert_eq!(ws.expect_close().await.0, 1001, "a clean close on shutdown");
 
-    let app = spawn_on(dir, url, |_| {}).await;
+    let app = spawn_on(db, |_| {}).await;
     let mut ws = WsClient::connect(&app).await;
     ws.subscribe_changes(
         "s",
