@@ -406,6 +406,21 @@ impl WsClient {
         }
     }
 
+    /// Waits for the server to close, skipping any messages sent before the close frame.
+    pub async fn expect_close_after_messages(&mut self) -> (u16, String) {
+        loop {
+            let msg = tokio::time::timeout(ARRIVE, self.ws.next()).await.expect("close in time");
+            match msg {
+                Some(Ok(Message::Close(Some(CloseFrame { code, reason })))) => {
+                    return (code.into(), reason.to_string());
+                }
+                Some(Ok(Message::Close(None))) | None => return (1005, String::new()),
+                Some(Ok(_)) => continue,
+                Some(Err(e)) => panic!("expected close, got error {e}"),
+            }
+        }
+    }
+
     /// Asserts nothing arrives for [`SILENCE`].
     pub async fn expect_silence(&mut self) {
         loop {

@@ -1,0 +1,244 @@
+//! Several server instances on one PostgreSQL database, and what happens when
+//! connections, instances or the database go away.
+//!
+//! Needs PostgreSQL at `RECORDSYNC_TEST_POSTGRES_URL` (default
+//! `postgres://postgres@127.0.0.1:5432/postgres`); every test makes its own database.
+
+#[path = "api/helpers.rs"]
+mod helpers;
+
+use std::time::Duration;
+
+use helpers::{TestApp, TestDb, WsClient, cursors, spawn_on};
+use sea_orm::ConnectionTrait;
+use serde_json::{Value, json};
+
+/// `n` creates on `app`'s collection `c`, each tagged with the writer's name and a
+/// counter. Retries a write the server reports as unavailable.
+fn spawn_writer(url: String, writer: &'static str, n: usize) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let http = reqwest::Client::new();
+        for i in 0..n {
+            loop {
+                let body = json!({
+                    "query": "mutation($d: JSON!) { createRecord(input: {collection: \"c\", data: $d}) { id } }",
+                    "variables": {"d": {"writer": writer, "i": i}},
+                });
+                let resp: Value = match http.post(&url).json(&body).send().await {
+                    Ok(r) => r.json().await.unwrap_or(Value::Null),
+                    Err(_) => Value::Null,
+                };
+                if resp["data"]["createRecord"]["id"].is_string() {
+                    break;
+                }
+                let code = resp["errors"][0]["extensions"]["code"].clone();
+                assert!(
+                    code == "SERVICE_UNAVAILABLE" || resp.is_null(),
+                    "only unavailability may fail a write: {resp}"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    })
+}
+
+/// Runs SQL on the test database through its own connection.
+async fn sql(db: &TestDb, statement: &str) {
+    let conn = sea_orm::Database::connect(&db.url).await.expect("connect");
+    conn.execute_unprepared(statement).await.expect("statement");
+    let _ = conn.close().await;
+}
+
+/// Asserts every writer's changes appear in `events` in the order it wrote them.
+fn assert_writer_order(events: &[Value]) {
+    let mut last: std::collections::HashMap<String, i64> = Default::default();
+    for e in events {
+        let w = e["record"]["data"]["writer"].as_str().unwrap().to_owned();
+        let i = e["record"]["data"]["i"].as_i64().unwrap();
+        let prev = last.insert(w.clone(), i);
+        assert!(prev.is_none_or(|p| p < i), "writer {w}: {i} after {prev:?}");
+    }
+}
+
+async fn two_instances(configure: impl Fn(&mut recordsync::Config) + Copy) -> (TestApp, TestApp) {
+    let db = TestDb::fresh().await;
+    let a = spawn_on(db.clone(), configure).await;
+    let b = spawn_on(db, configure).await;
+    (a, b)
+}
+
+#[tokio::test]
+async fn subscribers_on_one_instance_receive_every_change_from_writers_on_both_in_order() {
+    let (a, b) = two_instances(|_| {}).await;
+    let start = b.head_cursor().await;
+    let mut subs = Vec::new();
+    for app in [&b, &b, &a] {
+        let mut ws = WsClient::connect(app).await;
+        ws.subscribe_changes("s", &format!("(collection: \"c\", after: \"{start}\")"))
+            .await;
+        subs.push(ws);
+    }
+    let writers = [
+        spawn_writer(a.url(), "a1", 50),
+        spawn_writer(a.url(), "a2", 50),
+        spawn_writer(b.url(), "b1", 50),
+        spawn_writer(b.url(), "b2", 50),
+    ];
+    for w in writers {
+        w.await.unwrap();
+    }
+    let log = a.all_changes().await;
+    assert_eq!(log.len(), 200);
+    for ws in &mut subs {
+        let events = ws.next_changes("s", 200).await;
+        assert_eq!(cursors(&events), cursors(&log), "commit order, exactly once");
+        assert_writer_order(&events);
+        ws.expect_silence().await;
+    }
+}
+
+#[tokio::test]
+async fn sequence_numbers_follow_commit_order_under_concurrent_transactions() {
+    // Many small concurrent transactions on both instances; every subscriber, wherever it
+    // is connected, sees exactly the committed log: strictly increasing, no gaps.
+    let (a, b) = two_instances(|c| c.db_pool_size = 16).await;
+    let start = a.head_cursor().await;
+    let mut subs = Vec::new();
+    for app in [&a, &b] {
+        let mut ws = WsClient::connect(app).await;
+        ws.subscribe_changes("s", &format!("(after: \"{start}\")")).await;
+        subs.push(ws);
+    }
+    let names = ["w0", "w1", "w2", "w3", "w4", "w5", "w6", "w7"];
+    let writers: Vec<_> = names
+        .iter()
+        .enumerate()
+        .map(|(i, name)| spawn_writer(if i % 2 == 0 { a.url() } else { b.url() }, name, 40))
+        .collect();
+    for w in writers {
+        w.await.unwrap();
+    }
+    let log = b.all_changes().await;
+    assert_eq!(log.len(), 320);
+    for ws in &mut subs {
+        let events = ws.next_changes("s", 320).await;
+        assert_eq!(cursors(&events), cursors(&log));
+        assert_writer_order(&events);
+    }
+}
+
+#[tokio::test]
+async fn a_terminated_listen_connection_loses_no_change() {
+    // Polling is off in effect: B learns of A's writes only through LISTEN.
+    let (a, b) = two_instances(|c| c.follow_poll_interval = Duration::from_secs(3600)).await;
+    let start = b.head_cursor().await;
+    let mut ws = WsClient::connect(&b).await;
+    ws.subscribe_changes("s", &format!("(after: \"{start}\")")).await;
+
+    let writer = spawn_writer(a.url(), "a", 150);
+    let first = ws.next_changes("s", 20).await;
+    let terminate = format!(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE application_name = '{}' AND datname = current_database()",
+        recordsync::broker::follower::APPLICATION_NAME
+    );
+    sql(&b.db, &terminate).await;
+    let rest = ws.next_changes("s", 130).await;
+    writer.await.unwrap();
+    sql(&b.db, &terminate).await;
+    // A write after the second termination still arrives.
+    a.create("c", json!({"writer": "a", "i": 150})).await;
+    let last = ws.next_change("s").await;
+
+    let mut events = first;
+    events.extend(rest);
+    events.push(last);
+    assert_eq!(cursors(&events), cursors(&a.all_changes().await));
+    assert_writer_order(&events);
+}
+
+#[tokio::test]
+async fn subscribers_of_a_stopped_instance_resume_on_the_other_with_after() {
+    let (a, b) = two_instances(|_| {}).await;
+    let start = a.head_cursor().await;
+    let mut ws = WsClient::connect(&a).await;
+    ws.subscribe_changes("s", &format!("(after: \"{start}\")")).await;
+    let writer = spawn_writer(b.url(), "b", 200);
+
+    let mut events = ws.next_changes("s", 50).await;
+    let last = events.last().unwrap()["cursor"].as_str().unwrap().to_owned();
+    a.stop().await;
+    // Whatever A still sent before closing is dropped: the client resumes from `last`.
+    assert_eq!(ws.expect_close_after_messages().await.0, 1001);
+
+    let mut ws = WsClient::connect(&b).await;
+    ws.subscribe_changes("s", &format!("(after: \"{last}\")")).await;
+    events.extend(ws.next_changes("s", 150).await);
+    writer.await.unwrap();
+    ws.expect_silence().await;
+    assert_eq!(cursors(&events), cursors(&b.all_changes().await));
+}
+
+#[tokio::test]
+async fn dropped_database_connections_fail_writes_clearly_and_subscriptions_resume() {
+    let (a, b) = two_instances(|_| {}).await;
+    let start = a.head_cursor().await;
+    let mut ws = WsClient::connect(&b).await;
+    ws.subscribe_changes("s", &format!("(after: \"{start}\")")).await;
+    let writer = spawn_writer(a.url(), "a", 150);
+    let mut events = ws.next_changes("s", 10).await;
+    // Every connection of both instances, pools and listeners alike.
+    sql(
+        &a.db,
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = current_database() AND pid <> pg_backend_pid()",
+    )
+    .await;
+    writer.await.unwrap();
+    let log = a.all_changes().await;
+    events.extend(ws.next_changes("s", log.len() - 10).await);
+    ws.expect_silence().await;
+    assert_eq!(cursors(&events), cursors(&log));
+    assert_writer_order(&events);
+}
+
+#[tokio::test]
+async fn readiness_follows_the_database_and_writes_fail_with_service_unavailable() {
+    let db = TestDb::fresh().await;
+    let app = spawn_on(db.clone(), |c| c.db_pool_size = 2).await;
+    let ready = format!("http://{}/readyz", app.addr);
+    let health = format!("http://{}/healthz", app.addr);
+    assert_eq!(app.http.get(&ready).send().await.unwrap().status(), 200);
+
+    // The database disappears under the running server.
+    let admin = sea_orm::Database::connect(helpers::postgres_admin_url()).await.unwrap();
+    let name = db.url.rsplit('/').next().unwrap().to_owned();
+    admin
+        .execute_unprepared(&format!("DROP DATABASE \"{name}\" WITH (FORCE)"))
+        .await
+        .unwrap();
+    assert_eq!(app.http.get(&ready).send().await.unwrap().status(), 503);
+    assert_eq!(app.http.get(&health).send().await.unwrap().status(), 200);
+    let resp = app
+        .gql(
+            "mutation { createRecord(input: {collection: \"c\", data: {}}) { id } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(helpers::error_code(&resp), "SERVICE_UNAVAILABLE", "{resp}");
+
+    // It comes back (empty): the server is ready again without a restart.
+    admin
+        .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
+        .await
+        .unwrap();
+    let _ = admin.close().await;
+    recordsync::store::migrate(&sea_orm::Database::connect(&db.url).await.unwrap())
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + helpers::ARRIVE;
+    while app.http.get(&ready).send().await.unwrap().status() != 200 {
+        assert!(tokio::time::Instant::now() < deadline, "never ready again");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
