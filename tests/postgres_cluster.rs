@@ -91,7 +91,11 @@ async fn subscribers_on_one_instance_receive_every_change_from_writers_on_both_i
     assert_eq!(log.len(), 200);
     for ws in &mut subs {
         let events = ws.next_changes("s", 200).await;
-        assert_eq!(cursors(&events), cursors(&log), "commit order, exactly once");
+        assert_eq!(
+            cursors(&events),
+            cursors(&log),
+            "commit order, exactly once"
+        );
         assert_writer_order(&events);
         ws.expect_silence().await;
     }
@@ -106,7 +110,8 @@ async fn sequence_numbers_follow_commit_order_under_concurrent_transactions() {
     let mut subs = Vec::new();
     for app in [&a, &b] {
         let mut ws = WsClient::connect(app).await;
-        ws.subscribe_changes("s", &format!("(after: \"{start}\")")).await;
+        ws.subscribe_changes("s", &format!("(after: \"{start}\")"))
+            .await;
         subs.push(ws);
     }
     let names = ["w0", "w1", "w2", "w3", "w4", "w5", "w6", "w7"];
@@ -133,7 +138,8 @@ async fn a_terminated_listen_connection_loses_no_change() {
     let (a, b) = two_instances(|c| c.follow_poll_interval = Duration::from_secs(3600)).await;
     let start = b.head_cursor().await;
     let mut ws = WsClient::connect(&b).await;
-    ws.subscribe_changes("s", &format!("(after: \"{start}\")")).await;
+    ws.subscribe_changes("s", &format!("(after: \"{start}\")"))
+        .await;
 
     let writer = spawn_writer(a.url(), "a", 150);
     let first = ws.next_changes("s", 20).await;
@@ -162,17 +168,22 @@ async fn subscribers_of_a_stopped_instance_resume_on_the_other_with_after() {
     let (a, b) = two_instances(|_| {}).await;
     let start = a.head_cursor().await;
     let mut ws = WsClient::connect(&a).await;
-    ws.subscribe_changes("s", &format!("(after: \"{start}\")")).await;
+    ws.subscribe_changes("s", &format!("(after: \"{start}\")"))
+        .await;
     let writer = spawn_writer(b.url(), "b", 200);
 
     let mut events = ws.next_changes("s", 50).await;
-    let last = events.last().unwrap()["cursor"].as_str().unwrap().to_owned();
+    let last = events.last().unwrap()["cursor"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     a.stop().await;
     // Whatever A still sent before closing is dropped: the client resumes from `last`.
     assert_eq!(ws.expect_close_after_messages().await.0, 1001);
 
     let mut ws = WsClient::connect(&b).await;
-    ws.subscribe_changes("s", &format!("(after: \"{last}\")")).await;
+    ws.subscribe_changes("s", &format!("(after: \"{last}\")"))
+        .await;
     events.extend(ws.next_changes("s", 150).await);
     writer.await.unwrap();
     ws.expect_silence().await;
@@ -184,7 +195,8 @@ async fn dropped_database_connections_fail_writes_clearly_and_subscriptions_resu
     let (a, b) = two_instances(|_| {}).await;
     let start = a.head_cursor().await;
     let mut ws = WsClient::connect(&b).await;
-    ws.subscribe_changes("s", &format!("(after: \"{start}\")")).await;
+    ws.subscribe_changes("s", &format!("(after: \"{start}\")"))
+        .await;
     let writer = spawn_writer(a.url(), "a", 150);
     let mut events = ws.next_changes("s", 10).await;
     // Every connection of both instances, pools and listeners alike.
@@ -211,7 +223,9 @@ async fn readiness_follows_the_database_and_writes_fail_with_service_unavailable
     assert_eq!(app.http.get(&ready).send().await.unwrap().status(), 200);
 
     // The database disappears under the running server.
-    let admin = sea_orm::Database::connect(helpers::postgres_admin_url()).await.unwrap();
+    let admin = sea_orm::Database::connect(helpers::postgres_admin_url())
+        .await
+        .unwrap();
     let name = db.url.rsplit('/').next().unwrap().to_owned();
     admin
         .execute_unprepared(&format!("DROP DATABASE \"{name}\" WITH (FORCE)"))

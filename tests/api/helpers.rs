@@ -409,7 +409,9 @@ impl WsClient {
     /// Waits for the server to close, skipping any messages sent before the close frame.
     pub async fn expect_close_after_messages(&mut self) -> (u16, String) {
         loop {
-            let msg = tokio::time::timeout(ARRIVE, self.ws.next()).await.expect("close in time");
+            let msg = tokio::time::timeout(ARRIVE, self.ws.next())
+                .await
+                .expect("close in time");
             match msg {
                 Some(Ok(Message::Close(Some(CloseFrame { code, reason })))) => {
                     return (code.into(), reason.to_string());
