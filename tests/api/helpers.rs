@@ -59,15 +59,27 @@ pub fn postgres_admin_url() -> String {
 impl TestDb {
     /// A fresh, empty database of the suite's backend.
     pub async fn fresh() -> Arc<Self> {
-        let dir = tempfile::tempdir().expect("temp dir");
-        if !on_postgres() {
-            let url = format!("sqlite://{}", dir.path().join("test.db").display());
-            return Arc::new(Self {
-                url,
-                pg_name: None,
-                _dir: dir,
-            });
+        if on_postgres() {
+            Self::postgres().await
+        } else {
+            Self::sqlite()
         }
+    }
+
+    /// A SQLite file in a fresh temporary folder.
+    pub fn sqlite() -> Arc<Self> {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}", dir.path().join("test.db").display());
+        Arc::new(Self {
+            url,
+            pg_name: None,
+            _dir: dir,
+        })
+    }
+
+    /// A fresh database on the PostgreSQL server of [`postgres_admin_url`].
+    pub async fn postgres() -> Arc<Self> {
+        let dir = tempfile::tempdir().expect("temp dir");
         let admin = postgres_admin_url();
         let name = format!("recordsync_test_{}", uuid::Uuid::new_v4().simple());
         let conn = sea_orm::Database::connect(&admin)
@@ -334,7 +346,12 @@ pub struct WsClient {
 impl WsClient {
     /// Connects offering `protocol` (or none), without `connection_init`.
     pub async fn connect_raw(app: &TestApp, protocol: Option<&str>) -> Self {
-        let mut req = app.ws_url().into_client_request().expect("request");
+        Self::connect_raw_url(&app.ws_url(), protocol).await
+    }
+
+    /// Connects to `url` offering `protocol` (or none), without `connection_init`.
+    pub async fn connect_raw_url(url: &str, protocol: Option<&str>) -> Self {
+        let mut req = url.into_client_request().expect("request");
         if let Some(p) = protocol {
             req.headers_mut().insert(
                 "Sec-WebSocket-Protocol",
@@ -349,7 +366,12 @@ impl WsClient {
 
     /// Connects and completes `connection_init` / `connection_ack`.
     pub async fn connect(app: &TestApp) -> Self {
-        let mut c = Self::connect_raw(app, Some("graphql-transport-ws")).await;
+        Self::connect_url(&app.ws_url()).await
+    }
+
+    /// Connects to `url` and completes `connection_init` / `connection_ack`.
+    pub async fn connect_url(url: &str) -> Self {
+        let mut c = Self::connect_raw_url(url, Some("graphql-transport-ws")).await;
         c.send(json!({"type": "connection_init"})).await;
         let ack = c.recv().await;
         assert_eq!(ack["type"], "connection_ack", "{ack}");

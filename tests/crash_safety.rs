@@ -1,0 +1,184 @@
+//! The real binary is killed with SIGKILL while clients write. After a restart, every
+//! mutation that was answered with success is in the data and in the change log, and a
+//! subscriber resuming from its cursor receives each of them exactly once.
+
+#[path = "api/helpers.rs"]
+mod helpers;
+
+use std::{
+    collections::HashMap,
+    net::SocketAddr,
+    process::Stdio,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use helpers::{ARRIVE, TestDb, WsClient};
+use serde_json::{Value, json};
+use tokio::{
+    io::{AsyncBufReadExt, BufReader},
+    process::{Child, Command},
+};
+
+/// The `recordsync` binary, started as an operator would.
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Server {
+    async fn start(database_url: &str) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_recordsync"))
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--database-url",
+                database_url,
+            ])
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start recordsync");
+        let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+        let addr = tokio::time::timeout(ARRIVE, async {
+            while let Some(line) = lines.next_line().await.expect("read stderr") {
+                if let Some(rest) = line.split("http://").nth(1)
+                    && let Some(addr) = rest.split("/graphql").next()
+                {
+                    return addr.parse::<SocketAddr>().expect("address");
+                }
+            }
+            panic!("the server exited before listening");
+        })
+        .await
+        .expect("the server announces its address");
+        // Keep draining the log so the server never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let server = Self { child, addr };
+        server.wait_ready().await;
+        server
+    }
+
+    async fn wait_ready(&self) {
+        let url = format!("http://{}/readyz", self.addr);
+        let deadline = tokio::time::Instant::now() + ARRIVE;
+        loop {
+            if let Ok(r) = reqwest::get(&url).await
+                && r.status() == 200
+            {
+                return;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "never ready");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    fn graphql(&self) -> String {
+        format!("http://{}/graphql", self.addr)
+    }
+
+    async fn gql(&self, query: &str, variables: Value) -> Value {
+        let resp = reqwest::Client::new()
+            .post(self.graphql())
+            .json(&json!({"query": query, "variables": variables}))
+            .send()
+            .await
+            .expect("POST");
+        resp.json().await.expect("JSON")
+    }
+}
+
+async fn acknowledged_writes_survive_sigkill(db: Arc<TestDb>) {
+    let server = Server::start(&db.url).await;
+    let start = server
+        .gql("{ records(first: 0) { changeCursor } }", json!({}))
+        .await["data"]["records"]["changeCursor"]
+        .as_str()
+        .expect("cursor")
+        .to_owned();
+
+    // Writers keep going until the server dies under them.
+    let acked: Arc<Mutex<Vec<String>>> = Arc::default();
+    let writers: Vec<_> = (0..4)
+        .map(|w| {
+            let url = server.graphql();
+            let acked = Arc::clone(&acked);
+            tokio::spawn(async move {
+                let http = reqwest::Client::new();
+                for i in 0.. {
+                    let body = json!({
+                        "query": "mutation($d: JSON!) { createRecord(input: {collection: \"c\", data: $d}) { id } }",
+                        "variables": {"d": {"w": w, "i": i}},
+                    });
+                    let Ok(resp) = http.post(&url).json(&body).send().await else { return };
+                    let Ok(resp) = resp.json::<Value>().await else { return };
+                    match resp["data"]["createRecord"]["id"].as_str() {
+                        Some(id) => acked.lock().unwrap().push(id.to_owned()),
+                        None => return,
+                    }
+                }
+            })
+        })
+        .collect();
+    let deadline = tokio::time::Instant::now() + ARRIVE;
+    while acked.lock().unwrap().len() < 200 {
+        assert!(tokio::time::Instant::now() < deadline, "writers too slow");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let mut server = server;
+    server.child.kill().await.expect("SIGKILL");
+    for w in writers {
+        w.await.unwrap();
+    }
+    let acked = acked.lock().unwrap().clone();
+
+    let server = Server::start(&db.url).await;
+    // Every acknowledged record is there.
+    for chunk in acked.chunks(200) {
+        let found = server
+            .gql(
+                "query($ids: [UUID!]) { records(filter: {ids: $ids}, first: 500) { totalCount } }",
+                json!({"ids": chunk}),
+            )
+            .await;
+        assert_eq!(
+            found["data"]["records"]["totalCount"],
+            chunk.len(),
+            "{found}"
+        );
+    }
+    // A subscriber resuming from before the crash gets each change exactly once.
+    let mut ws = WsClient::connect_url(&format!("ws://{}/graphql", server.addr)).await;
+    ws.subscribe_changes("s", &format!("(after: \"{start}\")"))
+        .await;
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    let total = server
+        .gql("{ records(first: 0) { totalCount } }", json!({}))
+        .await["data"]["records"]["totalCount"]
+        .as_u64()
+        .unwrap() as usize;
+    assert!(total >= acked.len());
+    for event in ws.next_changes("s", total).await {
+        *seen
+            .entry(event["record"]["id"].as_str().unwrap().to_owned())
+            .or_default() += 1;
+    }
+    ws.expect_silence().await;
+    for id in &acked {
+        assert_eq!(seen.get(id), Some(&1), "acknowledged {id} delivered once");
+    }
+}
+
+#[tokio::test]
+async fn acknowledged_writes_survive_sigkill_on_sqlite() {
+    acknowledged_writes_survive_sigkill(TestDb::sqlite()).await;
+}
+
+#[tokio::test]
+async fn acknowledged_writes_survive_sigkill_on_postgres() {
+    acknowledged_writes_survive_sigkill(TestDb::postgres().await).await;
+}
