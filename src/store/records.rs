@@ -98,7 +98,7 @@ impl Store {
             .as_deref()
             .map(|c| cursor::decode_record(field, c))
             .transpose()?;
-        let base = self.filter_condition(&req)?;
+        let base = filter_condition(&req, self.backend(), self.limits().max_page_size as usize)?;
 
         // Rows are fetched in scan direction: the requested order going forward, its
         // reverse going backward (then flipped), one extra row telling if more follow.
@@ -165,67 +165,72 @@ impl Store {
             change_cursor: cursor::encode_change(head),
         })
     }
+}
 
-    /// The filter of a page request as a condition.
-    fn filter_condition(&self, req: &PageRequest) -> Result<Condition> {
-        let f = &req.filter;
-        let mut cond = Condition::all();
-        if let Some(c) = &req.collection {
-            cond = cond.add(Column::Collection.eq(c.clone()));
-        }
-        if let Some(ids) = &f.ids {
-            if ids.len() > self.limits().max_page_size as usize {
-                return Err(Error::bad_input(format!(
-                    "`ids` may list at most {} ids",
-                    self.limits().max_page_size
-                )));
-            }
-            cond = cond.add(Column::Id.is_in(ids.iter().copied()));
-        }
-        if let Some(t) = f.created_after {
-            cond = cond.add(Column::CreatedAt.gt(t));
-        }
-        if let Some(t) = f.created_before {
-            cond = cond.add(Column::CreatedAt.lt(t));
-        }
-        if let Some(t) = f.updated_after {
-            cond = cond.add(Column::UpdatedAt.gt(t));
-        }
-        if let Some(t) = f.updated_before {
-            cond = cond.add(Column::UpdatedAt.lt(t));
-        }
-        if let Some(contains) = &f.data_contains {
-            let Value::Object(members) = contains else {
-                return Err(Error::bad_input("dataContains must be a JSON object"));
-            };
-            if members.len() > 32 {
-                return Err(Error::bad_input("dataContains may name at most 32 keys"));
-            }
-            match self.backend() {
-                DbBackend::Postgres => {
-                    // `@>` can use the GIN index; the per-key equality makes nested values
-                    // compare whole, as on SQLite (containment alone would match subsets).
-                    let doc = patch::canonical(contains.clone());
-                    cond = cond.add(Expr::cust_with_values(
-                        "\"record\".\"data\" @> $1::jsonb",
-                        [doc.to_string()],
-                    ));
-                    for (key, value) in members {
-                        cond = cond.add(Expr::cust_with_values(
-                            "\"record\".\"data\" -> $1::text = $2::jsonb",
-                            [key.clone(), value.to_string()],
-                        ));
-                    }
-                }
-                _ => {
-                    for (key, value) in members {
-                        cond = cond.add(sqlite_member_equals(key, value));
-                    }
-                }
-            }
-        }
-        Ok(cond)
+/// The collection and filter of a page request as a condition for `backend`,
+/// or `BAD_USER_INPUT`. Public for the fuzz targets.
+pub fn filter_condition(
+    req: &PageRequest,
+    backend: DbBackend,
+    max_ids: usize,
+) -> Result<Condition> {
+    let f = &req.filter;
+    let mut cond = Condition::all();
+    if let Some(c) = &req.collection {
+        cond = cond.add(Column::Collection.eq(c.clone()));
     }
+    if let Some(ids) = &f.ids {
+        if ids.len() > max_ids {
+            return Err(Error::bad_input(format!(
+                "`ids` may list at most {} ids",
+                max_ids
+            )));
+        }
+        cond = cond.add(Column::Id.is_in(ids.iter().copied()));
+    }
+    if let Some(t) = f.created_after {
+        cond = cond.add(Column::CreatedAt.gt(t));
+    }
+    if let Some(t) = f.created_before {
+        cond = cond.add(Column::CreatedAt.lt(t));
+    }
+    if let Some(t) = f.updated_after {
+        cond = cond.add(Column::UpdatedAt.gt(t));
+    }
+    if let Some(t) = f.updated_before {
+        cond = cond.add(Column::UpdatedAt.lt(t));
+    }
+    if let Some(contains) = &f.data_contains {
+        let Value::Object(members) = contains else {
+            return Err(Error::bad_input("dataContains must be a JSON object"));
+        };
+        if members.len() > 32 {
+            return Err(Error::bad_input("dataContains may name at most 32 keys"));
+        }
+        match backend {
+            DbBackend::Postgres => {
+                // `@>` can use the GIN index; the per-key equality makes nested values
+                // compare whole, as on SQLite (containment alone would match subsets).
+                let doc = patch::canonical(contains.clone());
+                cond = cond.add(Expr::cust_with_values(
+                    "\"record\".\"data\" @> $1::jsonb",
+                    [doc.to_string()],
+                ));
+                for (key, value) in members {
+                    cond = cond.add(Expr::cust_with_values(
+                        "\"record\".\"data\" -> $1::text = $2::jsonb",
+                        [key.clone(), value.to_string()],
+                    ));
+                }
+            }
+            _ => {
+                for (key, value) in members {
+                    cond = cond.add(sqlite_member_equals(key, value));
+                }
+            }
+        }
+    }
+    Ok(cond)
 }
 
 /// `data` has top-level member `key` equal to `value` (SQLite). Compares by JSON type
