@@ -14,6 +14,7 @@
 //! - [`broker`]: fan-out of committed changes and the per-subscription feed.
 //! - [`graphql`]: schema, resolvers, HTTP and WebSocket transports.
 //! - [`telemetry`]: logging setup.
+//! - [`metrics`]: Prometheus metrics and `/metrics`.
 //! - this file: [`App`], which builds the state and serves the router until a shutdown
 //!   future resolves. `main` and the tests start the server the same way.
 
@@ -21,6 +22,7 @@ pub mod broker;
 pub mod config;
 pub mod error;
 pub mod graphql;
+pub mod metrics;
 pub mod store;
 pub mod telemetry;
 
@@ -69,6 +71,7 @@ pub struct App {
 impl App {
     /// Opens (and migrates) the database and builds the state.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
+        metrics::handle();
         let db = store::connect(&config).await?;
         store::migrate(&db).await?;
         let head = store::changes::head(&db).await?;
@@ -159,6 +162,8 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics::render))
+        .layer(axum::middleware::from_fn(metrics::track_http))
         .layer(RequestBodyLimitLayer::new(body_limit))
         .layer(TraceLayer::new_for_http())
         .with_state(state)

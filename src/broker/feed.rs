@@ -16,6 +16,7 @@ use futures_util::Stream;
 use tokio::sync::broadcast::{self, error::RecvError};
 
 use super::Published;
+use crate::metrics as m;
 use crate::{
     error::{Error, Result},
     store::{Change, Store, changes::ChangeFilter},
@@ -56,20 +57,19 @@ pub fn subscribe(
 ) -> impl Stream<Item = Result<Arc<Change>>> + Send + 'static {
     let (rx, head) = store.broker().subscribe();
     let pos = after;
-    let mode = if pos < head {
-        Mode::CatchingUp
-    } else {
-        Mode::Live
-    };
-    let feed = Feed {
+    metrics::gauge!(m::SUBSCRIPTIONS_ACTIVE).increment(1.0);
+    let mut feed = Feed {
         store,
         filter,
         pos,
         rx,
         pending: VecDeque::new(),
-        mode,
+        mode: Mode::Live,
         retry: MIN_RETRY,
     };
+    if pos < head {
+        feed.set_mode(Mode::CatchingUp);
+    }
     futures_util::stream::unfold(feed, |mut feed| async move {
         let item = feed.next().await?;
         Some((item, feed))
@@ -80,14 +80,14 @@ impl Feed {
     async fn next(&mut self) -> Option<Result<Arc<Change>>> {
         loop {
             if let Some(change) = self.pending.pop_front() {
-                return Some(Ok(change));
+                return Some(Ok(delivered(change)));
             }
             match self.mode {
                 Mode::Done => return None,
                 Mode::CatchingUp => {
                     let head = self.store.broker().head();
                     if head <= self.pos {
-                        self.mode = Mode::Live;
+                        self.set_mode(Mode::Live);
                         continue;
                     }
                     let batch = u64::from(self.store.limits().catch_up_batch.max(1));
@@ -101,7 +101,7 @@ impl Feed {
                             self.pos = read.through;
                             self.pending.extend(read.changes.into_iter().map(Arc::new));
                             if !read.has_more {
-                                self.mode = Mode::Live;
+                                self.set_mode(Mode::Live);
                             }
                         }
                         Err(Error::Unavailable(err)) => {
@@ -112,7 +112,7 @@ impl Feed {
                             self.retry = (self.retry * 2).min(MAX_RETRY);
                         }
                         Err(err) => {
-                            self.mode = Mode::Done;
+                            self.set_mode(Mode::Done);
                             return Some(Err(err));
                         }
                     }
@@ -122,7 +122,7 @@ impl Feed {
                     Ok(published) if published.prev == self.pos => {
                         self.pos = published.change.seq;
                         if self.filter.matches(&published.change) {
-                            return Some(Ok(Arc::clone(&published.change)));
+                            return Some(Ok(delivered(Arc::clone(&published.change))));
                         }
                     }
                     Ok(_) | Err(RecvError::Lagged(_)) => {
@@ -131,11 +131,36 @@ impl Feed {
                             .stats()
                             .catch_ups
                             .fetch_add(1, Ordering::Relaxed);
-                        self.mode = Mode::CatchingUp;
+                        self.set_mode(Mode::CatchingUp);
                     }
                     Err(RecvError::Closed) => return None,
                 },
             }
         }
     }
+
+    /// Switches mode, keeping the catching-up gauge true.
+    fn set_mode(&mut self, mode: Mode) {
+        let was = matches!(self.mode, Mode::CatchingUp);
+        let is = matches!(mode, Mode::CatchingUp);
+        if was != is {
+            metrics::gauge!(m::SUBSCRIPTIONS_CATCHING_UP).increment(if is { 1.0 } else { -1.0 });
+        }
+        self.mode = mode;
+    }
+}
+
+impl Drop for Feed {
+    fn drop(&mut self) {
+        self.set_mode(Mode::Done);
+        metrics::gauge!(m::SUBSCRIPTIONS_ACTIVE).decrement(1.0);
+    }
+}
+
+/// Counts a delivery and how long after its commit it happened.
+fn delivered(change: Arc<Change>) -> Arc<Change> {
+    metrics::counter!(m::EVENTS_DELIVERED).increment(1);
+    let lag = chrono::Utc::now() - change.changed_at;
+    metrics::histogram!(m::DELIVERY_SECONDS).record(lag.as_seconds_f64().max(0.0));
+    change
 }

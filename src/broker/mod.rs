@@ -85,6 +85,8 @@ impl Broker {
         // No receivers is not an error: nobody is listening right now.
         let _ = self.inner.tx.send(published);
         self.inner.stats.published.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!(crate::metrics::EVENTS_PUBLISHED).increment(1);
+        metrics::gauge!(crate::metrics::CHANGE_LOG_HEAD).set(*head as f64);
     }
 
     /// Moves the head to `head` without publishing: the next change will not follow

@@ -7,8 +7,10 @@
 //!   in the store and the broker.
 //! - [`http`]: `POST`/`GET /graphql`, GraphiQL and the WebSocket upgrade.
 //! - [`ws`]: the `graphql-transport-ws` protocol.
+//! - [`metrics`]: counting operations.
 
 pub mod http;
+pub mod metrics;
 pub mod mutation;
 pub mod query;
 pub mod schema;

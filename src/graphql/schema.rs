@@ -14,6 +14,7 @@ pub fn build(store: Store, config: &Config) -> AppSchema {
         .data(store)
         .limit_depth(config.max_query_depth)
         .limit_complexity(config.max_query_complexity)
+        .extension(super::metrics::OperationMetrics)
         .finish()
 }
 

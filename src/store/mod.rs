@@ -239,6 +239,19 @@ impl Store {
     }
 
     async fn apply_to_completion(&self, id: Uuid, write: Write) -> Result<record::Model> {
+        let start = std::time::Instant::now();
+        let kind = match &write {
+            Write::Create { .. } => "create",
+            Write::Replace { .. } => "update",
+            Write::Patch { .. } => "patch",
+            Write::Delete { .. } => "delete",
+        };
+        let result = self.write_record(id, write).await;
+        crate::metrics::mutation_finished(kind, start);
+        result
+    }
+
+    async fn write_record(&self, id: Uuid, write: Write) -> Result<record::Model> {
         let _writer = self.writer.lock().await;
         let postgres = self.backend() == DbBackend::Postgres;
         // IMMEDIATE takes SQLite's write lock up front, so the read of the current state

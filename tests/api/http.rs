@@ -293,3 +293,40 @@ async fn post_bodies_must_be_json() {
     assert_eq!(ok.status(), 200);
     assert_eq!(app.all_records().await.len(), 1);
 }
+
+#[tokio::test]
+async fn metrics_are_served_in_the_prometheus_format() {
+    let app = spawn_app().await;
+    let mut ws = WsClient::connect(&app).await;
+    ws.subscribe_changes("s", "").await;
+    app.wait_for_receivers(1).await;
+    app.create("m", json!({})).await;
+    ws.next_change("s").await;
+    let resp = app
+        .http
+        .get(format!("http://{}/metrics", app.addr))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(
+        resp.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    let text = resp.text().await.unwrap();
+    for name in [
+        "recordsync_http_requests_total{route=\"/graphql\",status=\"200\"}",
+        "recordsync_graphql_operations_total{type=\"mutation\",outcome=\"ok\"}",
+        "recordsync_graphql_operations_total{type=\"subscription\",outcome=\"ok\"}",
+        "recordsync_subscriptions_active",
+        "recordsync_change_log_head",
+        "recordsync_events_published_total",
+        "recordsync_events_delivered_total",
+        "recordsync_mutation_duration_seconds_bucket",
+        "recordsync_delivery_latency_seconds_bucket",
+    ] {
+        assert!(text.contains(name), "{name} missing from:\n{text}");
+    }
+}
