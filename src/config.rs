@@ -34,6 +34,15 @@ pub enum Command {
     Migrate,
 }
 
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Pretty,
+    /// One JSON object per line.
+    Json,
+}
+
 /// Server settings. Every option can also be set through the environment variable named
 /// in `--help`.
 #[derive(Debug, Clone, Args)]
@@ -179,6 +188,10 @@ pub struct Config {
         global = true
     )]
     pub ws_send_queue: usize,
+
+    /// Log format: `pretty` for terminals, `json` (one object per line) for machines.
+    #[arg(long, env = "RECORDSYNC_LOG_FORMAT", value_enum, default_value_t = LogFormat::Pretty, global = true)]
+    pub log_format: LogFormat,
 
     /// How long shutdown waits for in-flight requests and WebSockets to finish.
     #[arg(long, env = "RECORDSYNC_SHUTDOWN_GRACE", default_value = "10s", value_parser = humantime::parse_duration, global = true)]

@@ -6,7 +6,7 @@ use recordsync::{Cli, Command, telemetry};
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    telemetry::init();
+    telemetry::init(cli.config.log_format);
     match cli.command.unwrap_or(Command::Serve) {
         Command::Schema => {
             print!("{}", recordsync::graphql::schema::sdl());

@@ -2,95 +2,20 @@
 //! mutation that was answered with success is in the data and in the change log, and a
 //! subscriber resuming from its cursor receives each of them exactly once.
 
+#[path = "support/binary.rs"]
+mod binary;
 #[path = "api/helpers.rs"]
 mod helpers;
 
 use std::{
     collections::HashMap,
-    net::SocketAddr,
-    process::Stdio,
     sync::{Arc, Mutex},
     time::Duration,
 };
 
+use binary::Server;
 use helpers::{ARRIVE, TestDb, WsClient};
 use serde_json::{Value, json};
-use tokio::{
-    io::{AsyncBufReadExt, BufReader},
-    process::{Child, Command},
-};
-
-/// The `recordsync` binary, started as an operator would.
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Server {
-    async fn start(database_url: &str) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_recordsync"))
-            .args([
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--database-url",
-                database_url,
-            ])
-            .env("RUST_LOG", "info")
-            .env("NO_COLOR", "1")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("start recordsync");
-        let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
-        let addr = tokio::time::timeout(ARRIVE, async {
-            while let Some(line) = lines.next_line().await.expect("read stderr") {
-                if let Some(rest) = line.split("http://").nth(1)
-                    && let Some(addr) = rest.split("/graphql").next()
-                {
-                    return addr.parse::<SocketAddr>().expect("address");
-                }
-            }
-            panic!("the server exited before listening");
-        })
-        .await
-        .expect("the server announces its address");
-        // Keep draining the log so the server never blocks on a full pipe.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        let server = Self { child, addr };
-        server.wait_ready().await;
-        server
-    }
-
-    async fn wait_ready(&self) {
-        let url = format!("http://{}/readyz", self.addr);
-        let deadline = tokio::time::Instant::now() + ARRIVE;
-        loop {
-            if let Ok(r) = reqwest::get(&url).await
-                && r.status() == 200
-            {
-                return;
-            }
-            assert!(tokio::time::Instant::now() < deadline, "never ready");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    fn graphql(&self) -> String {
-        format!("http://{}/graphql", self.addr)
-    }
-
-    async fn gql(&self, query: &str, variables: Value) -> Value {
-        let resp = reqwest::Client::new()
-            .post(self.graphql())
-            .json(&json!({"query": query, "variables": variables}))
-            .send()
-            .await
-            .expect("POST");
-        resp.json().await.expect("JSON")
-    }
-}
 
 async fn acknowledged_writes_survive_sigkill(db: Arc<TestDb>) {
     let server = Server::start(&db.url).await;

@@ -233,7 +233,8 @@ impl Store {
         // disconnects, an aborted WebSocket operation) must not stop a write between its
         // COMMIT and its publication, or live subscribers would skip that change.
         let store = self.clone();
-        tokio::spawn(async move { store.apply_to_completion(id, write).await })
+        let task = async move { store.apply_to_completion(id, write).await };
+        tokio::spawn(tracing::Instrument::in_current_span(task))
             .await
             .map_err(|e| Error::Internal(format!("write task failed: {e}")))?
     }

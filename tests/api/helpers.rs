@@ -29,7 +29,7 @@ static TRACING: Once = Once::new();
 fn init_tracing() {
     TRACING.call_once(|| {
         if std::env::var_os("TEST_LOG").is_some() {
-            recordsync::telemetry::init();
+            recordsync::telemetry::init(recordsync::config::LogFormat::Pretty);
         }
     });
 }
