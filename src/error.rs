@@ -29,6 +29,12 @@ pub enum Error {
     /// A record with this id exists already. Code `ALREADY_EXISTS`.
     #[error("record {0} already exists")]
     AlreadyExists(Uuid),
+    /// No valid credential. Code `UNAUTHENTICATED` (HTTP 401).
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// The credential does not allow this. Code `FORBIDDEN` (HTTP 403).
+    #[error("{0}")]
+    Forbidden(String),
     /// The cursor points before the retained change log. Code `CURSOR_EXPIRED`: reload.
     #[error("cursor is older than the retained change log; reload and subscribe again")]
     CursorExpired,
@@ -59,6 +65,8 @@ impl Error {
             Self::NotFound(_) => "NOT_FOUND",
             Self::VersionConflict { .. } => "VERSION_CONFLICT",
             Self::AlreadyExists(_) => "ALREADY_EXISTS",
+            Self::Unauthenticated(_) => "UNAUTHENTICATED",
+            Self::Forbidden(_) => "FORBIDDEN",
             Self::CursorExpired => "CURSOR_EXPIRED",
             Self::Unavailable(_) => "SERVICE_UNAVAILABLE",
             Self::Database(_) | Self::Internal(_) => "INTERNAL_SERVER_ERROR",

@@ -9,6 +9,7 @@
 //!
 //! # Layout
 //! - [`config`]: every setting and limit, from flags or the environment.
+//! - [`auth`]: JWT authentication and per-collection access.
 //! - [`error`]: the one error enum and the code each variant shows a client.
 //! - [`store`]: all database work, including the single write path.
 //! - [`broker`]: fan-out of committed changes and the per-subscription feed.
@@ -18,6 +19,7 @@
 //! - this file: [`App`], which builds the state and serves the router until a shutdown
 //!   future resolves. `main` and the tests start the server the same way.
 
+pub mod auth;
 pub mod broker;
 pub mod config;
 pub mod error;
