@@ -19,3 +19,11 @@ pub mod types;
 pub mod ws;
 
 pub use schema::AppSchema;
+
+/// The caller's access: what its transport authenticated, or everything when the
+/// request carries none (authentication off, or an in-process caller).
+pub fn access(ctx: &async_graphql::Context<'_>) -> crate::auth::Access {
+    ctx.data_opt::<crate::auth::Access>()
+        .cloned()
+        .unwrap_or_else(crate::auth::Access::full)
+}

@@ -17,7 +17,12 @@ impl MutationRoot {
     async fn create_record(&self, ctx: &Context<'_>, input: CreateRecordInput) -> Result<Record> {
         let store = ctx.data::<Store>()?;
         Ok(store
-            .create(input.id, input.collection, input.data.0)
+            .create_as(
+                &super::access(ctx),
+                input.id,
+                input.collection,
+                input.data.0,
+            )
             .await
             .gql()?
             .into())
@@ -34,7 +39,8 @@ impl MutationRoot {
     ) -> Result<Record> {
         let store = ctx.data::<Store>()?;
         Ok(store
-            .apply(
+            .apply_as(
+                &super::access(ctx),
                 id,
                 Write::Replace {
                     data: data.0,
@@ -56,7 +62,8 @@ impl MutationRoot {
     ) -> Result<Record> {
         let store = ctx.data::<Store>()?;
         Ok(store
-            .apply(
+            .apply_as(
+                &super::access(ctx),
                 id,
                 Write::Patch {
                     patch: patch.0,
@@ -77,7 +84,7 @@ impl MutationRoot {
     ) -> Result<Record> {
         let store = ctx.data::<Store>()?;
         Ok(store
-            .apply(id, Write::Delete { expected_version })
+            .apply_as(&super::access(ctx), id, Write::Delete { expected_version })
             .await
             .gql()?
             .into())

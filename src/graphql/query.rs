@@ -16,7 +16,13 @@ pub struct QueryRoot;
 impl QueryRoot {
     /// One record by id, or null.
     async fn record(&self, ctx: &Context<'_>, id: Uuid) -> Result<Option<Record>> {
-        Ok(ctx.data::<Store>()?.record(id).await.gql()?.map(Into::into))
+        let access = super::access(ctx);
+        access.check_read().gql()?;
+        let record = ctx.data::<Store>()?.record(id).await.gql()?;
+        // A record the token may not see is indistinguishable from a missing one.
+        Ok(record
+            .filter(|r| access.allows(&r.collection))
+            .map(Into::into))
     }
 
     /// A page of records (Relay connection; default 50 per page, at most 500).
@@ -33,9 +39,15 @@ impl QueryRoot {
         before: Option<String>,
     ) -> Result<RecordConnection> {
         let store = ctx.data::<Store>()?;
+        let access = super::access(ctx);
+        access.check_read().gql()?;
+        if let Some(c) = &collection {
+            access.check_collection(c).gql()?;
+        }
         let page = store
             .records(PageRequest {
                 collection,
+                allowed: access.collection_list(),
                 filter: filter.unwrap_or_default().into(),
                 order: order_by.as_ref().map(|o| o.field.into()),
                 descending: order_by
@@ -60,8 +72,11 @@ impl QueryRoot {
         first: Option<i32>,
     ) -> Result<ChangeConnection> {
         let store = ctx.data::<Store>()?;
+        let access = super::access(ctx);
+        access.check_read().gql()?;
         if let Some(c) = &collection {
             validate_collection(c).gql()?;
+            access.check_collection(c).gql()?;
         }
         let after = after
             .as_deref()
@@ -71,6 +86,7 @@ impl QueryRoot {
         let first = store.page_size(first).gql()?;
         let filter = ChangeFilter {
             collection,
+            allowed: access.collection_list(),
             ..Default::default()
         };
         Ok(ChangeConnection(

@@ -30,8 +30,11 @@ impl SubscriptionRoot {
         after: Option<String>,
     ) -> Result<impl Stream<Item = Result<RecordChange>> + use<>> {
         let store = ctx.data::<Store>()?.clone();
+        let access = super::access(ctx);
+        access.check_read().gql()?;
         if let Some(c) = &collection {
             validate_collection(c).gql()?;
+            access.check_collection(c).gql()?;
         }
         // Without `after`, start at the log's head as the database sees it now, so that
         // nothing committed before the subscription arrives, whichever instance wrote it.
@@ -49,6 +52,7 @@ impl SubscriptionRoot {
         };
         let filter = ChangeFilter {
             collection,
+            allowed: access.collection_list(),
             id,
             kinds: kinds.map(|ks| ks.into_iter().map(Into::into).collect()),
         };

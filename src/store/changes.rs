@@ -24,6 +24,8 @@ use crate::error::{Error, Result};
 pub struct ChangeFilter {
     /// Only this collection.
     pub collection: Option<String>,
+    /// Only these collections (what the client's token allows; `None`: all).
+    pub allowed: Option<Vec<String>>,
     /// Only this record.
     pub id: Option<Uuid>,
     /// Only these kinds (all when `None`).
@@ -36,6 +38,10 @@ impl ChangeFilter {
         self.collection
             .as_ref()
             .is_none_or(|c| *c == change.collection)
+            && self
+                .allowed
+                .as_ref()
+                .is_none_or(|a| a.iter().any(|c| *c == change.collection))
             && self.id.is_none_or(|id| id == change.record_id)
             && self
                 .kinds
@@ -47,6 +53,9 @@ impl ChangeFilter {
         let mut cond = sea_orm::Condition::all();
         if let Some(c) = &self.collection {
             cond = cond.add(Column::Collection.eq(c.clone()));
+        }
+        if let Some(allowed) = &self.allowed {
+            cond = cond.add(Column::Collection.is_in(allowed.iter().cloned()));
         }
         if let Some(id) = self.id {
             cond = cond.add(Column::RecordId.eq(id));

@@ -46,6 +46,7 @@ use tokio::sync::Mutex;
 use uuid::Uuid;
 
 use crate::{
+    auth::Access,
     broker::Broker,
     config::Config,
     error::{Error, Result},
@@ -209,37 +210,62 @@ impl Store {
         self.db.get_database_backend()
     }
 
-    /// Creates a record (with `id`, or a new one).
+    /// Creates a record (with `id`, or a new one), with full access.
     pub async fn create(
         &self,
         id: Option<Uuid>,
         collection: String,
         data: Value,
     ) -> Result<record::Model> {
-        validate_collection(&collection)?;
-        self.apply(
-            id.unwrap_or_else(Uuid::new_v4),
-            Write::Create { collection, data },
-        )
-        .await
+        self.create_as(&Access::full(), id, collection, data).await
     }
 
-    /// Applies one write to record `id`: validates it, commits the record and its
-    /// change-log entry in one transaction, then publishes the change. Returns the
-    /// record's state after the write (for a delete: its last state). A refused write
-    /// changes and publishes nothing.
+    /// Creates a record on behalf of a client with `access`.
+    pub async fn create_as(
+        &self,
+        access: &Access,
+        id: Option<Uuid>,
+        collection: String,
+        data: Value,
+    ) -> Result<record::Model> {
+        validate_collection(&collection)?;
+        let id = id.unwrap_or_else(Uuid::new_v4);
+        self.apply_as(access, id, Write::Create { collection, data })
+            .await
+    }
+
+    /// Applies one write to record `id` with full access; see [`Store::apply_as`].
     pub async fn apply(&self, id: Uuid, write: Write) -> Result<record::Model> {
+        self.apply_as(&Access::full(), id, write).await
+    }
+
+    /// Applies one write to record `id` on behalf of a client with `access`: validates
+    /// it, commits the record and its change-log entry in one transaction, then publishes
+    /// the change. Returns the record's state after the write (for a delete: its last
+    /// state). A refused write changes and publishes nothing. A record in a collection
+    /// the client may not access is `NOT_FOUND`, as if it did not exist.
+    pub async fn apply_as(&self, access: &Access, id: Uuid, write: Write) -> Result<record::Model> {
+        access.check_write()?;
+        if let Write::Create { collection, .. } = &write {
+            access.check_collection(collection)?;
+        }
         // Run the write in its own task: a request dropped half-way (a client that
         // disconnects, an aborted WebSocket operation) must not stop a write between its
         // COMMIT and its publication, or live subscribers would skip that change.
         let store = self.clone();
-        let task = async move { store.apply_to_completion(id, write).await };
+        let access = access.clone();
+        let task = async move { store.apply_to_completion(&access, id, write).await };
         tokio::spawn(tracing::Instrument::in_current_span(task))
             .await
             .map_err(|e| Error::Internal(format!("write task failed: {e}")))?
     }
 
-    async fn apply_to_completion(&self, id: Uuid, write: Write) -> Result<record::Model> {
+    async fn apply_to_completion(
+        &self,
+        access: &Access,
+        id: Uuid,
+        write: Write,
+    ) -> Result<record::Model> {
         let start = std::time::Instant::now();
         let kind = match &write {
             Write::Create { .. } => "create",
@@ -247,12 +273,12 @@ impl Store {
             Write::Patch { .. } => "patch",
             Write::Delete { .. } => "delete",
         };
-        let result = self.write_record(id, write).await;
+        let result = self.write_record(access, id, write).await;
         crate::metrics::mutation_finished(kind, start);
         result
     }
 
-    async fn write_record(&self, id: Uuid, write: Write) -> Result<record::Model> {
+    async fn write_record(&self, access: &Access, id: Uuid, write: Write) -> Result<record::Model> {
         let _writer = self.writer.lock().await;
         let postgres = self.backend() == DbBackend::Postgres;
         // IMMEDIATE takes SQLite's write lock up front, so the read of the current state
@@ -270,7 +296,10 @@ impl Store {
             txn.execute_unprepared(&format!("SELECT pg_advisory_xact_lock({WRITE_LOCK_KEY})"))
                 .await?;
         }
-        let current = record::Entity::find_by_id(id).one(&txn).await?;
+        let current = record::Entity::find_by_id(id)
+            .one(&txn)
+            .await?
+            .filter(|r| access.allows(&r.collection));
         let at = now();
         let (kind, state) = match (write, current) {
             (Write::Create { .. }, Some(_)) => return Err(Error::AlreadyExists(id)),

@@ -39,6 +39,8 @@ pub struct RecordFilter {
 pub struct PageRequest {
     /// Only this collection.
     pub collection: Option<String>,
+    /// Only these collections (what the client's token allows; `None`: all).
+    pub allowed: Option<Vec<String>>,
     /// Further conditions.
     pub filter: RecordFilter,
     /// The ordering field.
@@ -178,6 +180,9 @@ pub fn filter_condition(
     let mut cond = Condition::all();
     if let Some(c) = &req.collection {
         cond = cond.add(Column::Collection.eq(c.clone()));
+    }
+    if let Some(allowed) = &req.allowed {
+        cond = cond.add(Column::Collection.is_in(allowed.iter().cloned()));
     }
     if let Some(ids) = &f.ids {
         if ids.len() > max_ids {
