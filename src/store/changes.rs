@@ -41,7 +41,7 @@ impl ChangeFilter {
             && self
                 .allowed
                 .as_ref()
-                .is_none_or(|a| a.iter().any(|c| *c == change.collection))
+                .is_none_or(|a| a.contains(&change.collection))
             && self.id.is_none_or(|id| id == change.record_id)
             && self
                 .kinds
