@@ -139,8 +139,9 @@ pub struct FanoutArgs {
     /// Mutations per second (the first step with `--ceiling`).
     #[arg(long, default_value_t = 100.0)]
     pub rate: f64,
-    /// Writing clients sharing the rate.
-    #[arg(long, default_value_t = 4)]
+    /// Writing clients sharing the rate, one mutation in flight each: enough that a
+    /// slow answer does not hold the rate back.
+    #[arg(long, default_value_t = 16)]
     pub writers: usize,
     /// Seconds per rate step.
     #[arg(long, default_value_t = 10.0)]
