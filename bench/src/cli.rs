@@ -49,6 +49,17 @@ pub enum Scenario {
     Idle(IdleArgs),
     /// A client resumes with `after` K changes behind: events/s until caught up.
     Replay(ReplayArgs),
+    /// Medians over repeated runs from `--json` / `--json-out` output (talks to no
+    /// server).
+    Summarize(SummarizeArgs),
+}
+
+/// Knobs of `summarize`.
+#[derive(Debug, Args)]
+pub struct SummarizeArgs {
+    /// Files of JSON objects, one per line.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
 }
 
 /// Knobs of `query`.
@@ -158,8 +169,8 @@ pub struct FanoutArgs {
     /// Most steps tried with `--ceiling`.
     #[arg(long, default_value_t = 12)]
     pub max_steps: usize,
-    /// A step is sustained if every delivery of it arrived within this many
-    /// milliseconds of the step's last write (and the writers kept the rate).
+    /// A step is sustained if the writers kept 95% of the rate and every delivery of
+    /// it arrived within this many milliseconds of the step's scheduled end.
     #[arg(long, default_value_t = 1000)]
     pub grace_ms: u64,
     /// Extra bytes of padding in each record's data.

@@ -16,6 +16,7 @@
 //! - [`verify`]: exactly-once, in-order checks against the change log.
 //! - [`report`]: histograms, the table and the JSON object.
 //! - [`progress`]: the progress line on stderr.
+//! - [`summary`]: medians over repeated runs.
 //! - [`scenario`]: `query`, `mutate`, `fanout`, `idle`, `replay`.
 
 pub mod cli;
@@ -25,6 +26,7 @@ pub mod progress;
 pub mod report;
 pub mod scenario;
 pub mod subs;
+pub mod summary;
 pub mod verify;
 pub mod writer;
 pub mod ws;
@@ -91,6 +93,7 @@ pub async fn run(cli: &Cli) -> anyhow::Result<Report> {
         Scenario::Fanout(a) => scenario::fanout::run(&ctx, a).await,
         Scenario::Idle(a) => scenario::idle::run(&ctx, a, fd_limit).await,
         Scenario::Replay(a) => scenario::replay::run(&ctx, a).await,
+        Scenario::Summarize(_) => Err(anyhow::anyhow!("summarize runs no scenario")),
     };
     ctx.progress.finish();
     let mut report = result?;

@@ -5,10 +5,22 @@
 use std::{io::Write, process::ExitCode};
 
 use clap::Parser;
-use recordsync_bench::cli::Cli;
+use recordsync_bench::cli::{Cli, Scenario};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Scenario::Summarize(args) = &cli.scenario {
+        return match recordsync_bench::summary::summarize(&args.files) {
+            Ok(text) => {
+                print!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("recordsync-bench: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -112,3 +112,67 @@ pub fn rss_kib(pid: u32) -> Option<u64> {
 pub fn own_rss_kib() -> Option<u64> {
     rss_kib(std::process::id())
 }
+
+/// CPU time (user + system) process `pid` has used, in seconds.
+pub fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces: count fields from after its parenthesis, where
+    // the state (field 3) comes first, so utime and stime (14 and 15) are at 11 and 12.
+    let rest = stat.get(stat.rfind(')')? + 2..)?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    // /proc reports in USER_HZ, which is 100 on Linux.
+    Some(ticks / 100.0)
+}
+
+/// CPU used by the server (with `--server-pid`) and by this process over a stretch of
+/// wall time: on a shared machine it shows who had the cores.
+pub struct CpuMeter {
+    server: Option<(u32, f64)>,
+    own: Option<f64>,
+    at: std::time::Instant,
+}
+
+impl CpuMeter {
+    /// Starts measuring now.
+    pub fn start(server_pid: Option<u32>) -> Self {
+        Self {
+            server: server_pid.and_then(|pid| Some((pid, cpu_seconds(pid)?))),
+            own: cpu_seconds(std::process::id()),
+            at: std::time::Instant::now(),
+        }
+    }
+
+    /// Stops measuring.
+    pub fn finish(&self) -> CpuUse {
+        let wall = self.at.elapsed().as_secs_f64().max(1e-9);
+        CpuUse {
+            server: self
+                .server
+                .and_then(|(pid, before)| Some((cpu_seconds(pid)? - before) / wall * 100.0)),
+            bench: self.own.and_then(|before| {
+                Some((cpu_seconds(std::process::id())? - before) / wall * 100.0)
+            }),
+        }
+    }
+}
+
+/// CPU used over a stretch, in percent of one core.
+pub struct CpuUse {
+    /// By the server.
+    pub server: Option<f64>,
+    /// By this process.
+    pub bench: Option<f64>,
+}
+
+impl CpuUse {
+    /// Adds "server CPU" and "bench CPU" to `phase`.
+    pub fn report(&self, phase: &mut crate::report::Phase) {
+        if let Some(s) = self.server {
+            phase.metric("server CPU", s, "% of a core");
+        }
+        if let Some(b) = self.bench {
+            phase.metric("bench CPU", b, "% of a core");
+        }
+    }
+}

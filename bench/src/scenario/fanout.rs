@@ -2,7 +2,7 @@
 //! fixed total rate R: commit-to-receipt latency of every delivery and deliveries/s.
 //! With `--ceiling` the rate grows step by step until a step is not sustained: the
 //! writers fell behind the rate, or the deliveries of a step were not all received
-//! within `--grace-ms` of its last write.
+//! within `--grace-ms` of the step's scheduled end.
 
 use std::{
     sync::{Arc, atomic::Ordering},
@@ -17,6 +17,7 @@ use crate::{
     cli::{FanoutArgs, MutationKind},
     fresh_collection,
     http::HttpClient,
+    net::CpuMeter,
     now_us,
     report::{Phase, Report},
     subs::{MAX_STEPS, Subscribers},
@@ -69,6 +70,7 @@ pub async fn run(ctx: &Arc<Ctx>, args: &FanoutArgs) -> anyhow::Result<Report> {
         let before = subs.delivered();
         let interval = Duration::from_secs_f64(writers_n as f64 / rate);
         let start = Instant::now();
+        let cpu = CpuMeter::start(ctx.server_pid);
         let start_us = now_us();
         let until = start + Duration::from_secs_f64(args.duration);
         let (w, runs) = writer::run_all(
@@ -85,16 +87,17 @@ pub async fn run(ctx: &Arc<Ctx>, args: &FanoutArgs) -> anyhow::Result<Report> {
         )
         .await?;
         writers = w;
-        let (latency, written, last) = writer::merge(&runs);
-        let writes_done = last.unwrap_or(until).max(until);
+        let (latency, written, _) = writer::merge(&runs);
         let achieved = written as f64 / args.duration;
-        // Every write of this step (and the barrier) must reach every subscription.
+        // Every write of this step must reach every subscription within the grace
+        // period after the step's scheduled end: a server that answers or delivers
+        // late is behind the rate even if it catches up later.
         let target = before + written * per_event;
         let grace = Duration::from_millis(args.grace_ms);
         let in_time = subs
             .wait_delivered(
                 target,
-                (writes_done + grace).saturating_duration_since(Instant::now()),
+                (until + grace).saturating_duration_since(Instant::now()),
             )
             .await;
         if !in_time {
@@ -103,12 +106,14 @@ pub async fn run(ctx: &Arc<Ctx>, args: &FanoutArgs) -> anyhow::Result<Report> {
             subs.wait_delivered(target, Duration::from_secs_f64(args.drain_timeout))
                 .await;
         }
+        let cpu = cpu.finish();
         let timing = subs.shared.step(step);
         let delivered = timing.count.load(Ordering::Relaxed);
         let last_receipt = timing.last_receipt_us.load(Ordering::Relaxed);
         let span = ((last_receipt - start_us) as f64 / 1e6).max(args.duration);
         let sustained = in_time && achieved >= 0.95 * rate;
         let mut phase = Phase::new(format!("{rate:.0} mutations/s"));
+        cpu.report(&mut phase);
         phase.metric("subscriptions", subs.subscriptions as f64, "");
         phase.metric("connections", subs.connected as f64, "");
         phase.metric("target rate", rate, "mut/s");

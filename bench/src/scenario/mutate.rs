@@ -15,6 +15,7 @@ use crate::{
     cli::{MutateArgs, MutationKind},
     fresh_collection,
     http::HttpClient,
+    net::CpuMeter,
     report::{Phase, Report},
     subs::Subscribers,
     verify::{Verification, read_log},
@@ -77,6 +78,7 @@ async fn phase(
     ctx.progress.stage(format!("mutate {name}"));
     let delivered_before = subs.as_ref().map_or(0, Subscribers::delivered);
     let start = Instant::now();
+    let cpu = CpuMeter::start(ctx.server_pid);
     let measure_from = start + Duration::from_secs_f64(args.warmup);
     let until = measure_from + Duration::from_secs_f64(args.duration);
     let budget = Arc::new(AtomicU64::new(args.max_mutations));
@@ -90,6 +92,7 @@ async fn phase(
         budget,
     )
     .await?;
+    let cpu = cpu.finish();
     let (latency, measured, last) = writer::merge(&runs);
     let end = last.unwrap_or(until).max(measure_from);
     let seconds = end.duration_since(measure_from).as_secs_f64().max(1e-9);
@@ -99,6 +102,7 @@ async fn phase(
         .stage(format!("mutate {name}: checking deliveries"));
     let log = read_log(&mut http, &collection, &start_cursor).await?;
     let mut phase = Phase::new(name);
+    cpu.report(&mut phase);
     phase.metric("clients", args.clients as f64, "");
     phase.metric("mutations measured", measured as f64, "");
     phase.metric("mutations/s", measured as f64 / seconds, "mut/s");

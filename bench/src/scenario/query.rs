@@ -16,6 +16,7 @@ use crate::{
     cli::{QueryArgs, QueryKind},
     fresh_collection,
     http::{HttpClient, check_data},
+    net::CpuMeter,
     report::{Phase, Report, histogram, record},
     verify::Verification,
 };
@@ -108,6 +109,7 @@ async fn measure(
     expect: Arc<Vec<String>>,
 ) -> anyhow::Result<Phase> {
     let start = Instant::now();
+    let cpu = CpuMeter::start(ctx.server_pid);
     let measure_from = start + Duration::from_secs_f64(args.warmup);
     let until = measure_from + Duration::from_secs_f64(args.duration);
     let budget = Arc::new(std::sync::atomic::AtomicU64::new(args.max_requests));
@@ -177,11 +179,13 @@ async fn measure(
             end = end.max(l);
         }
     }
+    let cpu = cpu.finish();
     let seconds = end.duration_since(measure_from).as_secs_f64();
     if hist.is_empty() || seconds <= 0.0 {
         bail!("no request of {name} succeeded");
     }
     let mut phase = Phase::new(name);
+    cpu.report(&mut phase);
     phase.metric("clients", args.clients as f64, "");
     phase.metric("requests", hist.len() as f64, "");
     phase.metric("requests/s", hist.len() as f64 / seconds, "req/s");

@@ -14,6 +14,7 @@ use crate::{
     cli::{MutationKind, ReplayArgs},
     fresh_collection,
     http::HttpClient,
+    net::CpuMeter,
     report::{Phase, Report},
     subs::Subscribers,
     verify::{Verification, read_log},
@@ -58,6 +59,7 @@ pub async fn run(ctx: &Arc<Ctx>, args: &ReplayArgs) -> anyhow::Result<Report> {
     ctx.progress
         .stage(format!("replay: {} clients catching up", args.clients));
     let resumed = Instant::now();
+    let cpu = CpuMeter::start(ctx.server_pid);
     let subs = Subscribers::open(
         ctx,
         args.clients.max(1),
@@ -77,6 +79,7 @@ pub async fn run(ctx: &Arc<Ctx>, args: &ReplayArgs) -> anyhow::Result<Report> {
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
     let caught_up = resumed.elapsed();
+    let cpu = cpu.finish();
     let delivered = subs.delivered();
     if delivered < target {
         ctx.error(format!(
@@ -86,6 +89,7 @@ pub async fn run(ctx: &Arc<Ctx>, args: &ReplayArgs) -> anyhow::Result<Report> {
     }
 
     let mut phase = Phase::new(format!("{} missed changes", log.count));
+    cpu.report(&mut phase);
     phase.metric("changes written", written as f64, "");
     phase.metric(
         "write rate (setup)",
