@@ -2,7 +2,10 @@
 //! connection (from `/proc/<pid>/status` with `--server-pid`), then one change
 //! broadcast to all and the time until every connection has it.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{Arc, atomic::AtomicU64},
+    time::Duration,
+};
 
 use serde_json::json;
 use tokio::time::Instant;
@@ -63,18 +66,18 @@ pub async fn run(ctx: &Arc<Ctx>, args: &IdleArgs, fd_limit: u64) -> anyhow::Resu
     let (w, runs) = writer::run_all(
         ctx,
         writers,
-        |_| Pace::Every {
-            interval: Duration::from_secs(3600),
-            offset: Duration::ZERO,
-        },
+        |_| Pace::Closed,
         0,
         start,
-        start + Duration::from_millis(1),
-        Arc::new(writer::unlimited()),
+        start + Duration::from_secs_f64(args.drain_timeout),
+        Arc::new(AtomicU64::new(1)),
     )
     .await?;
     writers = w;
     let (mutation, written, _) = writer::merge(&runs);
+    if written == 0 {
+        ctx.error("the broadcast mutation was not acknowledged");
+    }
     let target = before + written * subs.subscriptions as u64;
     let all = subs
         .wait_delivered(target, Duration::from_secs_f64(args.drain_timeout))
