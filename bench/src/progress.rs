@@ -46,8 +46,14 @@ impl Progress {
     }
 
     /// Names what runs now and restarts its clock.
+    /// Without a terminal the new stage is also printed at once, so a log (or a
+    /// profiler waiting for a stage) sees when it starts.
     pub fn stage(&self, label: impl Into<String>) {
-        *self.label.lock().unwrap_or_else(|e| e.into_inner()) = label.into();
+        let label = label.into();
+        if !std::io::stderr().is_terminal() {
+            eprintln!("{label}");
+        }
+        *self.label.lock().unwrap_or_else(|e| e.into_inner()) = label;
         *self.since.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
     }
 
