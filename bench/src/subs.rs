@@ -27,6 +27,9 @@ use crate::{
     ws::{self, Incoming},
 };
 
+/// Longest wait for a connection to open and acknowledge `connection_init`.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Most rate steps whose deliveries are timed separately.
 pub const MAX_STEPS: usize = 64;
 
@@ -119,7 +122,15 @@ impl Subscribers {
             tasks.push(tokio::spawn(async move {
                 let opened = {
                     let _permit = gate.acquire().await;
-                    open_one(&ctx, i, n, &collection, &after).await
+                    // A server out of file descriptors leaves connections in its
+                    // backlog; give up on those instead of waiting for TCP to.
+                    tokio::time::timeout(CONNECT_TIMEOUT, open_one(&ctx, i, n, &collection, &after))
+                        .await
+                        .unwrap_or_else(|_| {
+                            Err(anyhow::anyhow!(
+                                "no connection_ack within {CONNECT_TIMEOUT:?}"
+                            ))
+                        })
                 };
                 done.fetch_add(1, Ordering::Relaxed);
                 let ws = match opened {
