@@ -33,22 +33,28 @@ pub async fn run(ctx: &Arc<Ctx>, args: &QueryArgs) -> anyhow::Result<Report> {
     let ids = seed(ctx, &collection, args.records.max(1)).await?;
     let mut phases = Vec::new();
     for kind in &args.kinds {
-        let (name, bodies, expect): (_, Vec<Bytes>, Vec<String>) = match kind {
+        let (name, bodies, expect, rows): (_, Vec<Bytes>, Vec<String>, _) = match kind {
             QueryKind::Record => (
                 "record(id:)".to_owned(),
                 ids.iter()
                     .map(|id| body(RECORD, json!({"id": id})))
                     .collect(),
                 ids.clone(),
+                1,
             ),
             QueryKind::Page => (
                 format!("records(first: {})", args.page_size),
                 vec![body(PAGE, json!({"c": collection, "n": args.page_size}))],
                 vec!["changeCursor".to_owned()],
+                args.page_size.min(ids.len()),
             ),
         };
         ctx.progress.stage(format!("query {name}"));
-        phases.push(measure(ctx, args, name, Arc::new(bodies), Arc::new(expect)).await?);
+        let check = Check {
+            expect: Arc::new(expect),
+            rows,
+        };
+        phases.push(measure(ctx, args, name, Arc::new(bodies), check).await?);
     }
     Ok(Report {
         scenario: "query",
@@ -98,15 +104,34 @@ async fn seed(ctx: &Arc<Ctx>, collection: &str, n: usize) -> anyhow::Result<Vec<
     Ok(ids)
 }
 
+/// What a correct response holds.
+#[derive(Clone)]
+struct Check {
+    /// Text the data of the response to body `k` contains (`expect[k % len]`).
+    expect: Arc<Vec<String>>,
+    /// Records the data holds at least.
+    rows: usize,
+}
+
+impl Check {
+    fn verify(&self, k: usize, data: &str) -> Result<(), String> {
+        let rows = data.matches("\"id\":").count();
+        if data.contains(&self.expect[k % self.expect.len()]) && rows >= self.rows {
+            Ok(())
+        } else {
+            Err(format!("unexpected data ({rows} records): {data:.200}"))
+        }
+    }
+}
+
 /// Runs one query kind: every client loops over `bodies` until the time is up.
-/// A response counts as correct when it has data, no errors and contains the
-/// matching `expect` text.
+/// A response counts as correct when it has data, no errors and passes `check`.
 async fn measure(
     ctx: &Arc<Ctx>,
     args: &QueryArgs,
     name: String,
     bodies: Arc<Vec<Bytes>>,
-    expect: Arc<Vec<String>>,
+    check: Check,
 ) -> anyhow::Result<Phase> {
     let start = Instant::now();
     let cpu = CpuMeter::start(ctx.server_pid);
@@ -116,11 +141,7 @@ async fn measure(
     let mut tasks = Vec::new();
     for c in 0..args.clients {
         let ctx = Arc::clone(ctx);
-        let (bodies, expect, budget) = (
-            Arc::clone(&bodies),
-            Arc::clone(&expect),
-            Arc::clone(&budget),
-        );
+        let (bodies, check, budget) = (Arc::clone(&bodies), check.clone(), Arc::clone(&budget));
         tasks.push(tokio::spawn(async move {
             let mut hist = histogram();
             let mut http = HttpClient::connect(Arc::clone(&ctx.endpoint), c).await?;
@@ -145,8 +166,7 @@ async fn measure(
                 let done = Instant::now();
                 let ok = match &result {
                     Ok(resp) => match check_data(resp) {
-                        Ok(data) if data.contains(&expect[k % expect.len()]) => Ok(()),
-                        Ok(data) => Err(format!("unexpected data: {data:.200}")),
+                        Ok(data) => check.verify(k, data),
                         Err(e) => Err(format!("{e:#}")),
                     },
                     Err(e) => Err(format!("{e:#}")),
