@@ -12,7 +12,11 @@
 //! - [`error`]: the one error enum and the code each variant shows a client.
 //! - [`store`]: all database work, including the single write path.
 //! - [`broker`]: fan-out of committed changes and the per-subscription feed.
-//! - [`graphql`]: schema, resolvers, HTTP and WebSocket transports.
+//! - [`graphql`]: schema, resolvers, and the transports: GraphQL over HTTP, both
+//!   WebSocket subprotocols, server-sent events.
+//! - [`rest`]: the REST API under `/api`, on the same store and write path.
+//! - [`sse`]: bounded server-sent event streams, shared by GraphQL and REST.
+//! - [`request`]: reading bodies and media types the same way on every endpoint.
 //! - [`telemetry`]: logging setup.
 //! - this file: [`App`], which builds the state and serves the router until a shutdown
 //!   future resolves. `main` and the tests start the server the same way.
@@ -21,6 +25,9 @@ pub mod broker;
 pub mod config;
 pub mod error;
 pub mod graphql;
+pub mod request;
+pub mod rest;
+pub mod sse;
 pub mod store;
 pub mod telemetry;
 
@@ -36,13 +43,14 @@ use axum::{
 use serde_json::json;
 use tokio::net::TcpListener;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
-use tower_http::{limit::RequestBodyLimitLayer, trace::TraceLayer};
+use tower_http::trace::TraceLayer;
 
 pub use config::{Cli, Command, Config};
 
 use crate::{
     broker::Broker,
     graphql::AppSchema,
+    sse::Streams,
     store::{Limits, Store},
 };
 
@@ -55,8 +63,11 @@ pub struct AppState {
     pub store: Store,
     /// The settings.
     pub config: Arc<Config>,
-    /// Cancelled when the server shuts down; WebSockets close on it.
+    /// Cancelled when the server shuts down; WebSockets close and event streams end
+    /// on it.
     pub shutdown: CancellationToken,
+    /// The event streams being served, bounded by `--sse-max-streams`.
+    pub streams: Streams,
     /// WebSocket connections and background tasks, awaited at shutdown.
     pub tasks: TaskTracker,
 }
@@ -81,12 +92,15 @@ impl App {
         };
         let store = Store::new(db, broker, limits);
         let schema = graphql::schema::build(store.clone(), &config);
+        let shutdown = CancellationToken::new();
+        let streams = Streams::new(config.sse_max_streams, config.keep_alive, shutdown.clone());
         Ok(Self {
             state: AppState {
                 schema,
                 store,
                 config: Arc::new(config),
-                shutdown: CancellationToken::new(),
+                shutdown,
+                streams,
                 tasks: TaskTracker::new(),
             },
         })
@@ -133,18 +147,21 @@ pub async fn run(
     App::build(config).await?.serve(listener, shutdown).await
 }
 
-/// The HTTP routes.
+/// The HTTP routes. Request bodies are read within `--max-body-bytes` by the handlers
+/// that take one (see [`request::read_body`]), so that a body over the limit is refused
+/// in each API's own error shape.
 pub fn router(state: AppState) -> Router {
-    let body_limit = state.config.max_body_bytes;
     Router::new()
         .route("/", get(|| async { Redirect::temporary("/graphql") }))
         .route(
             "/graphql",
-            get(graphql::http::get).post(graphql::http::post),
+            get(graphql::http::get)
+                .post(graphql::http::post)
+                .fallback(graphql::http::other_method),
         )
+        .nest("/api", rest::router())
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/readyz", get(readyz))
-        .layer(RequestBodyLimitLayer::new(body_limit))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }
