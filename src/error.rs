@@ -39,8 +39,8 @@ pub enum Error {
         /// The `Allow` header: the methods that are served.
         allow: &'static str,
     },
-    /// The stale version is not the one the record has. Code `VERSION_CONFLICT`,
-    /// `currentVersion` in the details, 412 (REST sends versions as `If-Match`).
+    /// `expectedVersion` (GraphQL) or `If-Match` (REST) names a version the record no
+    /// longer has. Code `VERSION_CONFLICT` with `currentVersion`, 412.
     #[error("record {id} is at version {current}, not {expected}")]
     VersionConflict {
         /// The record.

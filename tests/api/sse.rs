@@ -223,8 +223,8 @@ async fn a_stream_that_is_not_read_does_not_buffer_and_later_misses_nothing() {
     app.wait_for_receivers(1).await;
 
     // Far more than socket buffers hold, written while the reader reads nothing.
-    let blob = "x".repeat(32 * 1024);
-    let total = 300;
+    let blob = "x".repeat(48 * 1024);
+    let total = 400;
     for i in 0..total {
         app.create("big", json!({"i": i, "blob": blob})).await;
     }
