@@ -57,6 +57,10 @@ pub enum Error {
     /// reload.
     #[error("cursor is older than the retained change log; reload and subscribe again")]
     CursorExpired,
+    /// The `Accept` header accepts no media type the endpoint can answer in. Code
+    /// `NOT_ACCEPTABLE`, 406.
+    #[error("{0}")]
+    NotAcceptable(String),
     /// The request body is over `--max-body-bytes`. Code `PAYLOAD_TOO_LARGE`, 413.
     #[error("request body is over the limit of {0} bytes")]
     PayloadTooLarge(usize),
@@ -101,6 +105,7 @@ impl Error {
             Self::VersionConflict { .. } => "VERSION_CONFLICT",
             Self::AlreadyExists(_) => "ALREADY_EXISTS",
             Self::CursorExpired => "CURSOR_EXPIRED",
+            Self::NotAcceptable(_) => "NOT_ACCEPTABLE",
             Self::PayloadTooLarge(_) => "PAYLOAD_TOO_LARGE",
             Self::UnsupportedMediaType(_) => "UNSUPPORTED_MEDIA_TYPE",
             Self::TooManySubscriptions(_) => "TOO_MANY_SUBSCRIPTIONS",
@@ -117,6 +122,7 @@ impl Error {
             Self::VersionConflict { .. } => StatusCode::PRECONDITION_FAILED,
             Self::AlreadyExists(_) => StatusCode::CONFLICT,
             Self::CursorExpired => StatusCode::GONE,
+            Self::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::TooManySubscriptions(_) => StatusCode::TOO_MANY_REQUESTS,

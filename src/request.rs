@@ -36,16 +36,21 @@ pub fn has_media_type(headers: &HeaderMap, accepted: &[&str]) -> bool {
 }
 
 /// The media type of `offered` the client's `Accept` header prefers: highest `q`, ties
-/// in the order of `offered`. Wildcards (`*/*`, `type/*`) select only `default`. No
-/// `Accept` header, or one naming none of `offered`, selects `default` too.
-pub fn preferred<'a>(headers: &HeaderMap, default: &'a str, offered: &[&'a str]) -> &'a str {
+/// in the order of `offered`. Wildcards (`*/*`, `type/*`) stand for `default` only. No
+/// `Accept` header selects `default`; one that accepts none of `offered` selects
+/// nothing.
+pub fn negotiate<'a>(
+    headers: &HeaderMap,
+    default: &'a str,
+    offered: &[&'a str],
+) -> Option<&'a str> {
     let accept: Vec<&str> = headers
         .get_all(header::ACCEPT)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .collect();
     if accept.is_empty() {
-        return default;
+        return Some(default);
     }
     let mut best: Option<(&str, f32)> = None;
     for range in accept.iter().flat_map(|v| v.split(',')) {
@@ -82,7 +87,7 @@ pub fn preferred<'a>(headers: &HeaderMap, default: &'a str, offered: &[&'a str])
             best = Some((candidate, q));
         }
     }
-    best.map_or(default, |(m, _)| m)
+    best.map(|(m, _)| m)
 }
 
 #[cfg(test)]
@@ -100,7 +105,9 @@ mod tests {
     #[test]
     fn accept_negotiation_follows_q_values_and_defaults_to_the_first_offer() {
         let offered = ["application/graphql-response+json", "application/json"];
-        let preferred = |h: &HeaderMap, o: &[&'static str]| preferred(h, "application/json", o);
+        let preferred = |h: &HeaderMap, o: &[&'static str]| {
+            negotiate(h, "application/json", o).unwrap_or("none")
+        };
         assert_eq!(preferred(&HeaderMap::new(), &offered), "application/json");
         assert_eq!(
             preferred(

@@ -162,15 +162,6 @@ impl EventBody {
     }
 }
 
-/// Whether the client asks for an event stream rather than JSON.
-pub fn wants_event_stream(headers: &axum::http::HeaderMap) -> bool {
-    crate::request::preferred(
-        headers,
-        "application/json",
-        &["application/json", EVENT_STREAM],
-    ) == EVENT_STREAM
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

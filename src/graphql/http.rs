@@ -2,16 +2,18 @@
 //! for browsers, the WebSocket upgrade, and event streams for clients that ask for
 //! `text/event-stream`.
 //!
-//! The rules, as the specification states them:
+//! The specification is a living draft; this follows its text of 2025-05-08 (the one
+//! the graphql-http conformance audits check), as the README explains:
 //! - `POST` bodies must be `application/json` (else 415) and a JSON object (else 400)
 //!   with a string `query`; `operationName` a string or null, `variables` and
-//!   `extensions` objects or null (else 400). A body over `--max-body-bytes` is 413.
-//! - `GET` reads `query`, `operationName`, and JSON-encoded `variables` and
-//!   `extensions` from the query string, and runs queries only: a mutation is 405
-//!   with `Allow: POST`. Other methods are 405 with `Allow: GET, POST`.
+//!   `extensions` objects or null (else 400); other keys are ignored. A body over
+//!   `--max-body-bytes` is 413.
+//! - `GET` reads `query`, `operationName` (empty means none), and JSON-encoded
+//!   `variables` and `extensions` from the query string, and runs queries only: a
+//!   mutation is 405 with `Allow: POST`. Other methods are 405 with `Allow: GET, POST`.
 //! - The response is `application/graphql-response+json` when the `Accept` header
-//!   prefers it, else `application/json` (also for `*/*`, a missing `Accept`, or only
-//!   types we cannot produce).
+//!   prefers it, else `application/json` (also for `*/*` and a missing `Accept`). An
+//!   `Accept` naming neither (nor `text/event-stream`) is 406.
 //! - A request refused before execution (parse or validation errors, variables that do
 //!   not coerce) has no `data` entry. With `application/graphql-response+json` it is
 //!   400; with `application/json` it is 200. A request that executed is 200 either way,
@@ -30,8 +32,8 @@ use super::{sse, ws};
 use crate::{
     AppState,
     error::{Error, Result},
-    request::{has_media_type, preferred, read_body},
-    sse::wants_event_stream,
+    request::{has_media_type, negotiate, read_body},
+    sse::EVENT_STREAM,
 };
 
 /// The response media type the specification defines.
@@ -101,7 +103,9 @@ fn build(
     extensions: Option<Map<String, Value>>,
 ) -> Result<async_graphql::Request> {
     let mut req = async_graphql::Request::new(query);
-    if let Some(name) = operation_name {
+    // "Setting the value of the {operationName} parameter to the empty string is
+    // equivalent to omitting the {operationName} parameter."
+    if let Some(name) = operation_name.filter(|n| !n.is_empty()) {
         req = req.operation_name(name);
     }
     if let Some(variables) = variables {
@@ -202,10 +206,16 @@ async fn respond(
     headers: &HeaderMap,
     request: async_graphql::Request,
 ) -> Response {
-    if wants_event_stream(headers) {
-        return sse::serve(state, request);
-    }
-    let media = preferred(headers, JSON, &[GRAPHQL_RESPONSE, JSON]);
+    let media = match negotiate(headers, JSON, &[GRAPHQL_RESPONSE, JSON, EVENT_STREAM]) {
+        Some(EVENT_STREAM) => return sse::serve(state, request),
+        Some(media) => media,
+        None => {
+            return Error::NotAcceptable(format!(
+                "answers are {GRAPHQL_RESPONSE}, {JSON} or {EVENT_STREAM}"
+            ))
+            .into_graphql_response();
+        }
+    };
     let (refused, body) = response_json(state.schema.execute(request).await);
     let status = if refused && media == GRAPHQL_RESPONSE {
         StatusCode::BAD_REQUEST

@@ -1,5 +1,6 @@
 //! `/graphql` against the GraphQL-over-HTTP specification, rule by rule. Each test
-//! quotes the text it checks.
+//! quotes the text it checks, from the draft of 2025-05-08 that the server follows
+//! (see the README for why that one).
 
 use serde_json::{Value, json};
 
@@ -31,10 +32,12 @@ async fn post(app: &TestApp, accept: Option<&str>, body: &str) -> (u16, String, 
 
 #[tokio::test]
 async fn the_response_media_type_follows_the_accept_header() {
-    // "If the Accept header includes application/graphql-response+json, the server
-    // SHOULD reply with application/graphql-response+json"; "a server MUST support
-    // application/json"; "If the client does not supply an Accept header, the server
-    // SHOULD treat the request as if it had Accept: application/json".
+    // "If an `Accept` header is provided, the server MUST respect the given `Accept`
+    // header and attempt to encode the response in the highest priority media type
+    // listed that is supported by the server." "For maximal compatibility, a server
+    // SHOULD support using both the `application/json` and the
+    // `application/graphql-response+json` media types for responses." Without
+    // `Accept` "the server may respond ... with any content type it chooses": JSON.
     let app = spawn_app().await;
     let q = r#"{"query": "{ __typename }"}"#;
     for (accept, expected) in [
@@ -61,10 +64,11 @@ async fn the_response_media_type_follows_the_accept_header() {
 
 #[tokio::test]
 async fn a_parse_error_is_400_without_data_under_the_new_media_type_and_200_under_json() {
-    // application/graphql-response+json: "If the request fails to parse, the server
-    // SHOULD reply with 400"; the response "MUST NOT contain the data entry" when the
-    // error was raised before execution. application/json: "The server SHOULD use the
-    // 200 status code for every response to a well-formed GraphQL-over-HTTP request".
+    // application/graphql-response+json: "If the GraphQL response does not contain the
+    // {data} entry then the server MUST reply with a `4xx` or `5xx` status code", and
+    // parse errors are raised before execution, so there is no {data}.
+    // application/json: "Requests where the GraphQL document cannot be parsed SHOULD
+    // result in status code `200` (Okay)."
     let app = spawn_app().await;
     let (status, _, body) = post(&app, Some(GRAPHQL_RESPONSE), r#"{"query": "{"}"#).await;
     assert_eq!(status, 400);
@@ -77,8 +81,11 @@ async fn a_parse_error_is_400_without_data_under_the_new_media_type_and_200_unde
 
 #[tokio::test]
 async fn a_validation_error_is_400_without_data_under_the_new_media_type_and_200_under_json() {
-    // "If the request fails validation, the server SHOULD reply with 400" (for
-    // application/graphql-response+json); 200 for application/json.
+    // application/graphql-response+json: "If the request is not a well-formed
+    // GraphQL-over-HTTP request, or it does not pass validation, then the server SHOULD
+    // reply with `400` status code." application/json: "If a request fails to pass
+    // GraphQL validation, the server SHOULD NOT execute the request and SHOULD return a
+    // status code of `200` (Okay)."
     let app = spawn_app().await;
     let body = r#"{"query": "{ noSuchField }"}"#;
     let (status, _, resp) = post(&app, Some(GRAPHQL_RESPONSE), body).await;
@@ -97,8 +104,10 @@ async fn a_validation_error_is_400_without_data_under_the_new_media_type_and_200
 
 #[tokio::test]
 async fn variables_that_do_not_coerce_are_a_request_error() {
-    // "If the GraphQL request fails due to variable coercion ... the server SHOULD
-    // reply with 400" under application/graphql-response+json; 200 under JSON.
+    // application/json: "If CoerceVariableValues() raises a GraphQL request error, the
+    // server SHOULD NOT execute the request and SHOULD return a status code of `200`
+    // (Okay)." application/graphql-response+json: no {data}, so `4xx`, and 400 as for
+    // other request errors.
     let app = spawn_app().await;
     let body =
         r#"{"query": "query($id: UUID!) { record(id: $id) { id } }", "variables": {"id": null}}"#;
@@ -111,8 +120,11 @@ async fn variables_that_do_not_coerce_are_a_request_error() {
 
 #[tokio::test]
 async fn a_field_error_during_execution_keeps_200_and_the_data_entry() {
-    // "If the GraphQL response contains the data entry and it is null, then the server
-    // SHOULD reply with a 2xx status code and it is RECOMMENDED it replies with 200".
+    // "If the GraphQL response contains the {data} entry and it is {null}, then the
+    // server SHOULD reply with a `2xx` status code and it is RECOMMENDED it replies with
+    // `200` status code." application/json: "If the operation is executed and no
+    // GraphQL request error is raised then the server SHOULD respond with a status code
+    // of `200` (Okay)."
     let app = spawn_app().await;
     let body = r#"{"query": "mutation { deleteRecord(id: \"00000000-0000-0000-0000-000000000001\") { id } }"}"#;
     for accept in [GRAPHQL_RESPONSE, "application/json"] {
@@ -125,8 +137,9 @@ async fn a_field_error_during_execution_keeps_200_and_the_data_entry() {
 
 #[tokio::test]
 async fn json_bodies_that_are_not_objects_are_400() {
-    // "A server MUST ... the request body is a JSON-encoded map"; otherwise the request
-    // is not well formed: "the server SHOULD respond with 400".
+    // "When encoded in JSON, a GraphQL-over-HTTP request is encoded as a JSON object
+    // (map)"; "A request that does not constitute a well-formed GraphQL-over-HTTP
+    // request SHOULD result in status code `400` (Bad Request)."
     let app = spawn_app().await;
     for body in [
         "[]",
@@ -149,10 +162,12 @@ async fn json_bodies_that_are_not_objects_are_400() {
 
 #[tokio::test]
 async fn parameters_of_the_wrong_type_are_400_and_nulls_are_allowed() {
-    // "query - A Document containing GraphQL Operations and Fragments to execute"
-    // (a string, required); "operationName - (Optional): The name of the Operation";
-    // "variables - (Optional): Values for any Variables defined by the Operation" (a
-    // map); "extensions - (Optional): This entry is reserved for implementers" (a map).
+    // "{query} - (Required, string)", "{operationName} - (Optional, string)",
+    // "{variables} - (Optional, map)", "{extensions} - (Optional, map)"; "An HTTP
+    // request that encodes parameters of the same names but of the wrong type, or that
+    // omits required parameters, is not a well-formed GraphQL-over-HTTP request";
+    // "Specifying `null` for optional request parameters is equivalent to not
+    // specifying them at all."
     let app = spawn_app().await;
     for body in [
         json!({"notquery": "{ __typename }"}),
@@ -181,8 +196,9 @@ async fn parameters_of_the_wrong_type_are_400_and_nulls_are_allowed() {
 
 #[tokio::test]
 async fn get_takes_variables_and_operation_name_from_the_query_string() {
-    // "GET requests ... the GraphQL-over-HTTP request parameters are encoded in the
-    // query component"; variables and extensions "encoded as JSON".
+    // "For HTTP GET requests, the GraphQL-over-HTTP request parameters MUST be provided
+    // in the query component of the request URL"; "Each of the {variables} and
+    // {extensions} parameters, if used, MUST be encoded as a JSON string."
     let app = spawn_app().await;
     let r = app.create("a", json!({"n": 1})).await;
     let resp = app
@@ -223,8 +239,10 @@ async fn get_takes_variables_and_operation_name_from_the_query_string() {
 
 #[tokio::test]
 async fn a_mutation_over_get_is_405_under_either_media_type() {
-    // "GET requests MUST NOT be used for executing mutation operations ... the server
-    // SHOULD respond with status code 405 (Method Not Allowed)".
+    // "GET requests MUST NOT be used for executing mutation operations. If the values
+    // of {query} and {operationName} indicate that a mutation operation is to be
+    // executed, the server MUST respond with error status code `405` (Method Not
+    // Allowed) and halt execution." RFC 9110 requires `Allow` with a 405.
     let app = spawn_app().await;
     for accept in [GRAPHQL_RESPONSE, "application/json"] {
         let resp = app
@@ -242,8 +260,8 @@ async fn a_mutation_over_get_is_405_under_either_media_type() {
 
 #[tokio::test]
 async fn methods_other_than_get_and_post_are_405_with_allow() {
-    // "A server MUST accept POST requests, and MAY accept other HTTP methods"; a method
-    // it does not accept is 405 with the methods it does in `Allow` (RFC 9110).
+    // "A server MUST accept POST requests, and MAY accept other HTTP methods, such as
+    // GET." A method it does not accept is 405 with those it does in `Allow` (RFC 9110).
     let app = spawn_app().await;
     for method in [
         reqwest::Method::PUT,
@@ -279,8 +297,8 @@ async fn an_oversized_body_is_413_in_graphql_shape() {
 
 #[tokio::test]
 async fn utf8_in_requests_is_understood_and_responses_are_utf8() {
-    // "The server MUST assume utf-8 in the request if encoding is unspecified" and
-    // "MUST use utf-8 encoding when responding".
+    // "For POST requests using an officially recognized GraphQL `Content-Type` without
+    // indicating an encoding, the server MUST assume the encoding is `utf-8`."
     let app = spawn_app().await;
     let body = json!({"query": r#"{ __type(name: "Run🏃Swim🏊") { name } }"#});
     let (status, _, resp) = post(&app, None, &body.to_string()).await;
@@ -288,4 +306,68 @@ async fn utf8_in_requests_is_understood_and_responses_are_utf8() {
     assert_eq!(resp, json!({"data": {"__type": null}}));
     let created = app.create("a", json!({"s": "Grüße 🏃"})).await;
     assert_eq!(created["data"]["s"], "Grüße 🏃");
+}
+
+#[tokio::test]
+async fn an_accept_header_naming_nothing_the_server_answers_in_is_406() {
+    // "when a client does not include at least one supported media type in the `Accept`
+    // HTTP header, the server MUST either: 1. Respond with a `406 Not Acceptable` status
+    // code and stop processing the request (RECOMMENDED)".
+    let app = spawn_app().await;
+    let body =
+        r#"{"query": "mutation { createRecord(input: {collection: \"a\", data: {}}) { id } }"}"#;
+    for accept in [
+        "text/plain",
+        "application/xml, text/csv",
+        "application/json;q=0",
+    ] {
+        let (status, _, resp) = post(&app, Some(accept), body).await;
+        assert_eq!(status, 406, "{accept}");
+        assert_eq!(resp["errors"][0]["extensions"]["code"], "NOT_ACCEPTABLE");
+    }
+    assert!(app.all_records().await.is_empty(), "nothing was executed");
+}
+
+#[tokio::test]
+async fn an_empty_operation_name_means_none_and_unknown_keys_are_ignored() {
+    // "Setting the value of the {operationName} parameter to the empty string is
+    // equivalent to omitting the {operationName} parameter." "Servers receiving a
+    // request with additional properties MUST ignore properties they do not
+    // understand."
+    let app = spawn_app().await;
+    let resp = app
+        .http
+        .get(app.url())
+        .query(&[
+            ("query", "query Only { __typename }"),
+            ("operationName", ""),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body, json!({"data": {"__typename": "QueryRoot"}}));
+    let (status, _, resp) = post(
+        &app,
+        None,
+        r#"{"query": "{ __typename }", "operationName": "", "documentId": "x", "future": [1]}"#,
+    )
+    .await;
+    assert_eq!(status, 200, "{resp}");
+}
+
+#[tokio::test]
+async fn a_post_without_content_type_is_refused_with_a_4xx() {
+    // "If the client does not supply a `Content-Type` header with a POST request, the
+    // server SHOULD reject the request using the appropriate `4xx` status code."
+    let app = spawn_app().await;
+    let resp = app
+        .http
+        .post(app.url())
+        .body(r#"{"query": "{ __typename }"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 415);
 }
