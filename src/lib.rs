@@ -112,7 +112,8 @@ impl App {
     }
 
     /// Serves on `listener` until `shutdown` resolves, then stops accepting, finishes
-    /// in-flight requests, closes WebSockets with 1001 and stops background work.
+    /// in-flight requests, closes WebSockets with 1001, ends event streams and stops
+    /// background work.
     pub async fn serve(
         self,
         listener: TcpListener,
