@@ -103,7 +103,7 @@ mod tests {
     }
 
     #[test]
-    fn accept_negotiation_follows_q_values_and_defaults_to_the_first_offer() {
+    fn accept_negotiation_follows_q_values_and_wildcards_mean_the_default() {
         let offered = ["application/graphql-response+json", "application/json"];
         let preferred = |h: &HeaderMap, o: &[&'static str]| {
             negotiate(h, "application/json", o).unwrap_or("none")
@@ -135,10 +135,8 @@ mod tests {
             ),
             "application/json"
         );
-        assert_eq!(
-            preferred(&accept("text/plain"), &offered),
-            "application/json"
-        );
+        assert_eq!(preferred(&accept("text/plain"), &offered), "none");
+        assert_eq!(preferred(&accept("application/json;q=0"), &offered), "none");
         assert_eq!(
             preferred(&accept("application/*"), &offered),
             "application/json"
