@@ -191,6 +191,19 @@ pub struct Config {
     )]
     pub sse_max_streams: usize,
 
+    /// Origins whose pages may call the HTTP API from a browser (CORS): a comma-separated
+    /// list such as `http://localhost:3000,https://app.example.com`, or `*` for any.
+    /// Empty (the default): only pages served from this server's own origin. WebSockets
+    /// are not subject to CORS.
+    #[arg(
+        long,
+        env = "RECORDSYNC_CORS_ORIGINS",
+        value_delimiter = ',',
+        value_parser = crate::cors::parse_origin,
+        global = true
+    )]
+    pub cors_origins: Vec<String>,
+
     /// How long shutdown waits for in-flight requests and WebSockets to finish.
     #[arg(long, env = "RECORDSYNC_SHUTDOWN_GRACE", default_value = "10s", value_parser = humantime::parse_duration, global = true)]
     pub shutdown_grace: Duration,

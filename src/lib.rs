@@ -17,12 +17,14 @@
 //! - [`rest`]: the REST API under `/api`, on the same store and write path.
 //! - [`sse`]: bounded server-sent event streams, shared by GraphQL and REST.
 //! - [`request`]: reading bodies and media types the same way on every endpoint.
+//! - [`cors`]: cross-origin access for browser pages, when `--cors-origins` allows it.
 //! - [`telemetry`]: logging setup.
 //! - this file: [`App`], which builds the state and serves the router until a shutdown
 //!   future resolves. `main` and the tests start the server the same way.
 
 pub mod broker;
 pub mod config;
+pub mod cors;
 pub mod error;
 pub mod graphql;
 pub mod request;
@@ -152,7 +154,8 @@ pub async fn run(
 /// that take one (see [`request::read_body`]), so that a body over the limit is refused
 /// in each API's own error shape.
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let cors = cors::layer(&state.config.cors_origins);
+    let routes = Router::new()
         .route("/", get(|| async { Redirect::temporary("/graphql") }))
         .route(
             "/graphql",
@@ -162,9 +165,12 @@ pub fn router(state: AppState) -> Router {
         )
         .nest("/api", rest::router())
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
-        .route("/readyz", get(readyz))
-        .layer(TraceLayer::new_for_http())
-        .with_state(state)
+        .route("/readyz", get(readyz));
+    let routes = match cors {
+        Some(cors) => routes.layer(cors),
+        None => routes,
+    };
+    routes.layer(TraceLayer::new_for_http()).with_state(state)
 }
 
 /// Ready when the database answers.
