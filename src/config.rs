@@ -166,11 +166,13 @@ pub struct Config {
     #[arg(long, env = "RECORDSYNC_WS_MAX_MESSAGE_BYTES", default_value_t = 256 * 1024, global = true)]
     pub ws_max_message_bytes: usize,
 
-    /// Time a WebSocket client has to send `connection_init` before it is closed (4408).
+    /// Time a WebSocket client has to send `connection_init` before it is closed (4408),
+    /// on either WebSocket protocol.
     #[arg(long, env = "RECORDSYNC_WS_INIT_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration, global = true)]
     pub ws_init_timeout: Duration,
 
-    /// Active subscriptions one WebSocket connection may hold.
+    /// Operations (subscriptions, queries, mutations) one WebSocket connection may run at
+    /// once, on either WebSocket protocol.
     #[arg(
         long,
         env = "RECORDSYNC_WS_MAX_SUBSCRIPTIONS",
@@ -192,6 +194,41 @@ pub struct Config {
     /// Log format: `pretty` for terminals, `json` (one object per line) for machines.
     #[arg(long, env = "RECORDSYNC_LOG_FORMAT", value_enum, default_value_t = LogFormat::Pretty, global = true)]
     pub log_format: LogFormat,
+
+    /// How often the server shows idle clients it is alive: a WebSocket ping frame on
+    /// every WebSocket, a `ka` message on the legacy `graphql-ws` protocol, and a comment
+    /// line on every event stream (which also keeps proxies from timing it out).
+    #[arg(long, env = "RECORDSYNC_KEEP_ALIVE", default_value = "15s", value_parser = humantime::parse_duration, global = true)]
+    pub keep_alive: Duration,
+
+    /// A WebSocket from which nothing has arrived for this long, not even the pong to a
+    /// keep-alive ping, is dead: the server drops it and its subscriptions. Should be a
+    /// few times `--keep-alive`.
+    #[arg(long, env = "RECORDSYNC_WS_DEAD_TIMEOUT", default_value = "45s", value_parser = humantime::parse_duration, global = true)]
+    pub ws_dead_timeout: Duration,
+
+    /// Server-sent event streams (GraphQL subscriptions over SSE and the REST change
+    /// stream) served at once; more are refused with 429 `TOO_MANY_SUBSCRIPTIONS`.
+    #[arg(
+        long,
+        env = "RECORDSYNC_SSE_MAX_STREAMS",
+        default_value_t = 1000,
+        global = true
+    )]
+    pub sse_max_streams: usize,
+
+    /// Origins whose pages may call the HTTP API from a browser (CORS): a comma-separated
+    /// list such as `http://localhost:3000,https://app.example.com`, or `*` for any.
+    /// Empty (the default): only pages served from this server's own origin. WebSockets
+    /// are not subject to CORS.
+    #[arg(
+        long,
+        env = "RECORDSYNC_CORS_ORIGINS",
+        value_delimiter = ',',
+        value_parser = crate::cors::parse_origin,
+        global = true
+    )]
+    pub cors_origins: Vec<String>,
 
     /// How long shutdown waits for in-flight requests and WebSockets to finish.
     #[arg(long, env = "RECORDSYNC_SHUTDOWN_GRACE", default_value = "10s", value_parser = humantime::parse_duration, global = true)]

@@ -1,50 +1,91 @@
 //! The one error type of the service and how each variant reaches a client.
 //!
-//! Every variant maps once to a GraphQL `extensions.code` (and later an HTTP status).
-//! Internal errors are logged with their details and reach the client only as
-//! `INTERNAL_SERVER_ERROR`.
+//! Every variant maps once to a stable code ([`Error::code`]) and once to an HTTP status
+//! ([`Error::status`]). GraphQL shows the code as `extensions.code`; REST answers with
+//! the status and `{"error": {"code", "message"}}`; the GraphQL-over-HTTP endpoint uses
+//! the status for requests that are not GraphQL at all. Internal errors are logged with
+//! their details and reach the client only as `INTERNAL_SERVER_ERROR`.
 
 use async_graphql::ErrorExtensions;
+use axum::{
+    Json,
+    http::{HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use serde_json::json;
 use uuid::Uuid;
 
 /// Everything that can go wrong while serving a client.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// The input is invalid: the client must change it. Code `BAD_USER_INPUT`.
+    /// The input is invalid: the client must change it. Code `BAD_USER_INPUT`, 400.
     #[error("{0}")]
     BadInput(String),
-    /// No record has this id. Code `NOT_FOUND`.
+    /// The request is not a well-formed GraphQL request (not JSON, no `query`, a
+    /// parameter of the wrong type). Code `BAD_REQUEST`, 400.
+    #[error("{0}")]
+    BadRequest(String),
+    /// No record has this id. Code `NOT_FOUND`, 404.
     #[error("record {0} not found")]
     NotFound(Uuid),
-    /// `expectedVersion` is stale. Code `VERSION_CONFLICT`, with `currentVersion`.
+    /// No such route. Code `NOT_FOUND`, 404.
+    #[error("no such resource")]
+    NoRoute,
+    /// The HTTP method is not served here. Code `METHOD_NOT_ALLOWED`, 405, with `Allow`.
+    #[error("{message}")]
+    MethodNotAllowed {
+        /// What the client sees.
+        message: String,
+        /// The `Allow` header: the methods that are served.
+        allow: &'static str,
+    },
+    /// `expectedVersion` (GraphQL) or `If-Match` (REST) names a version the record no
+    /// longer has. Code `VERSION_CONFLICT` with `currentVersion`, 412.
     #[error("record {id} is at version {current}, not {expected}")]
     VersionConflict {
         /// The record.
         id: Uuid,
-        /// The version the client expected.
+        /// The version the client expected (for `If-Match` lists, the first).
         expected: i32,
         /// The version the record has.
         current: i32,
     },
-    /// A record with this id exists already. Code `ALREADY_EXISTS`.
+    /// A record with this id exists already. Code `ALREADY_EXISTS`, 409.
     #[error("record {0} already exists")]
     AlreadyExists(Uuid),
-    /// No valid credential. Code `UNAUTHENTICATED` (HTTP 401).
+    /// No valid credential. Code `UNAUTHENTICATED`, 401.
     #[error("{0}")]
     Unauthenticated(String),
-    /// The credential does not allow this. Code `FORBIDDEN` (HTTP 403).
+    /// The credential does not allow this. Code `FORBIDDEN`, 403.
     #[error("{0}")]
     Forbidden(String),
-    /// The cursor points before the retained change log. Code `CURSOR_EXPIRED`: reload.
+    /// The cursor points before the retained change log. Code `CURSOR_EXPIRED`, 410:
+    /// reload.
     #[error("cursor is older than the retained change log; reload and subscribe again")]
     CursorExpired,
-    /// The database cannot be reached right now. Code `SERVICE_UNAVAILABLE`: retry.
+    /// The `Accept` header accepts no media type the endpoint can answer in. Code
+    /// `NOT_ACCEPTABLE`, 406.
+    #[error("{0}")]
+    NotAcceptable(String),
+    /// The request body is over `--max-body-bytes`. Code `PAYLOAD_TOO_LARGE`, 413.
+    #[error("request body is over the limit of {0} bytes")]
+    PayloadTooLarge(usize),
+    /// The body's media type is not one this endpoint reads. Code
+    /// `UNSUPPORTED_MEDIA_TYPE`, 415.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// The connection (or the server, for event streams) runs as many subscriptions as
+    /// it may. Code `TOO_MANY_SUBSCRIPTIONS`, 429.
+    #[error("{0}")]
+    TooManySubscriptions(String),
+    /// The database cannot be reached right now. Code `SERVICE_UNAVAILABLE`, 503: retry.
     #[error("the database is unavailable; retry shortly")]
     Unavailable(#[source] sea_orm::DbErr),
-    /// The database failed. Code `INTERNAL_SERVER_ERROR`; details are only logged.
+    /// The database failed. Code `INTERNAL_SERVER_ERROR`, 500; details are only logged.
     #[error("database error: {0}")]
     Database(#[source] sea_orm::DbErr),
-    /// Any other internal failure. Code `INTERNAL_SERVER_ERROR`; details are only logged.
+    /// Any other internal failure. Code `INTERNAL_SERVER_ERROR`, 500; details are only
+    /// logged.
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -58,24 +99,114 @@ impl Error {
         Self::BadInput(msg.into())
     }
 
+    /// Shorthand for [`Error::BadRequest`].
+    pub fn bad_request(msg: impl Into<String>) -> Self {
+        Self::BadRequest(msg.into())
+    }
+
     /// The stable code clients match on.
     pub fn code(&self) -> &'static str {
         match self {
             Self::BadInput(_) => "BAD_USER_INPUT",
-            Self::NotFound(_) => "NOT_FOUND",
+            Self::BadRequest(_) => "BAD_REQUEST",
+            Self::NotFound(_) | Self::NoRoute => "NOT_FOUND",
+            Self::MethodNotAllowed { .. } => "METHOD_NOT_ALLOWED",
             Self::VersionConflict { .. } => "VERSION_CONFLICT",
             Self::AlreadyExists(_) => "ALREADY_EXISTS",
             Self::Unauthenticated(_) => "UNAUTHENTICATED",
             Self::Forbidden(_) => "FORBIDDEN",
             Self::CursorExpired => "CURSOR_EXPIRED",
             Self::Unavailable(_) => "SERVICE_UNAVAILABLE",
+            Self::NotAcceptable(_) => "NOT_ACCEPTABLE",
+            Self::PayloadTooLarge(_) => "PAYLOAD_TOO_LARGE",
+            Self::UnsupportedMediaType(_) => "UNSUPPORTED_MEDIA_TYPE",
+            Self::TooManySubscriptions(_) => "TOO_MANY_SUBSCRIPTIONS",
             Self::Database(_) | Self::Internal(_) => "INTERNAL_SERVER_ERROR",
+        }
+    }
+
+    /// The HTTP status an HTTP client sees.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::BadInput(_) | Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::NotFound(_) | Self::NoRoute => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            Self::VersionConflict { .. } => StatusCode::PRECONDITION_FAILED,
+            Self::AlreadyExists(_) => StatusCode::CONFLICT,
+            Self::CursorExpired => StatusCode::GONE,
+            Self::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
+            Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::TooManySubscriptions(_) => StatusCode::TOO_MANY_REQUESTS,
+            Self::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Database(_) | Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
     /// Whether the details must stay in the log.
     fn is_internal(&self) -> bool {
         matches!(self, Self::Database(_) | Self::Internal(_))
+    }
+
+    /// The message a client sees: generic for internal errors, which are logged here.
+    pub fn public_message(&self) -> String {
+        if self.is_internal() {
+            tracing::error!(error = %self, "internal error");
+            "internal server error".to_owned()
+        } else {
+            self.to_string()
+        }
+    }
+
+    /// The error as a JSON object: `code`, `message`, and `currentVersion` on a
+    /// version conflict.
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut body = json!({"code": self.code(), "message": self.public_message()});
+        if let Error::VersionConflict { current, .. } = self {
+            body["currentVersion"] = json!(current);
+        }
+        body
+    }
+
+    /// Headers that go with the status: `Allow` for 405, the current `ETag` for a
+    /// version conflict.
+    fn headers(&self, resp: &mut Response) {
+        match self {
+            Error::MethodNotAllowed { allow, .. } => {
+                resp.headers_mut()
+                    .insert(header::ALLOW, HeaderValue::from_static(allow));
+            }
+            Error::VersionConflict { current, .. } => {
+                if let Ok(tag) = HeaderValue::from_str(&format!("\"{current}\"")) {
+                    resp.headers_mut().insert(header::ETAG, tag);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// The response of the GraphQL endpoint to a request it refuses before any GraphQL
+    /// runs: the status, and the error in GraphQL shape (no `data` entry).
+    pub fn into_graphql_response(self) -> Response {
+        let mut error =
+            json!({"message": self.public_message(), "extensions": {"code": self.code()}});
+        if let Error::VersionConflict { current, .. } = &self {
+            error["extensions"]["currentVersion"] = json!(current);
+        }
+        let mut resp = (self.status(), Json(json!({"errors": [error]}))).into_response();
+        self.headers(&mut resp);
+        resp
+    }
+}
+
+/// The REST shape: the status and `{"error": {"code", "message"}}`.
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        let mut resp = (self.status(), Json(json!({"error": self.to_json()}))).into_response();
+        self.headers(&mut resp);
+        resp
     }
 }
 
@@ -118,13 +249,7 @@ impl ErrorExtensions for Error {
     /// The GraphQL error a client sees: the message (generic for internal errors) and
     /// `extensions.code`, plus `currentVersion` on a version conflict.
     fn extend(&self) -> async_graphql::Error {
-        let message = if self.is_internal() {
-            tracing::error!(error = %self, "internal error");
-            "internal server error".to_owned()
-        } else {
-            self.to_string()
-        };
-        async_graphql::Error::new(message).extend_with(|_, ext| {
+        async_graphql::Error::new(self.public_message()).extend_with(|_, ext| {
             ext.set("code", self.code());
             if let Error::VersionConflict { current, .. } = self {
                 ext.set("currentVersion", *current);

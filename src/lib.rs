@@ -13,7 +13,12 @@
 //! - [`error`]: the one error enum and the code each variant shows a client.
 //! - [`store`]: all database work, including the single write path.
 //! - [`broker`]: fan-out of committed changes and the per-subscription feed.
-//! - [`graphql`]: schema, resolvers, HTTP and WebSocket transports.
+//! - [`graphql`]: schema, resolvers, and the transports: GraphQL over HTTP, both
+//!   WebSocket subprotocols, server-sent events.
+//! - [`rest`]: the REST API under `/api`, on the same store and write path.
+//! - [`sse`]: bounded server-sent event streams, shared by GraphQL and REST.
+//! - [`request`]: reading bodies and media types the same way on every endpoint.
+//! - [`cors`]: cross-origin access for browser pages, when `--cors-origins` allows it.
 //! - [`telemetry`]: logging setup.
 //! - [`metrics`]: Prometheus metrics and `/metrics`.
 //! - this file: [`App`], which builds the state and serves the router until a shutdown
@@ -22,9 +27,13 @@
 pub mod auth;
 pub mod broker;
 pub mod config;
+pub mod cors;
 pub mod error;
 pub mod graphql;
 pub mod metrics;
+pub mod request;
+pub mod rest;
+pub mod sse;
 pub mod store;
 pub mod telemetry;
 
@@ -41,7 +50,6 @@ use serde_json::json;
 use tokio::net::TcpListener;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tower_http::{
-    limit::RequestBodyLimitLayer,
     request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
     trace::{DefaultOnResponse, TraceLayer},
 };
@@ -51,6 +59,7 @@ pub use config::{Cli, Command, Config};
 use crate::{
     broker::Broker,
     graphql::AppSchema,
+    sse::Streams,
     store::{Limits, Store},
 };
 
@@ -63,8 +72,11 @@ pub struct AppState {
     pub store: Store,
     /// The settings.
     pub config: Arc<Config>,
-    /// Cancelled when the server shuts down; WebSockets close on it.
+    /// Cancelled when the server shuts down; WebSockets close and event streams end
+    /// on it.
     pub shutdown: CancellationToken,
+    /// The event streams being served, bounded by `--sse-max-streams`.
+    pub streams: Streams,
     /// WebSocket connections and background tasks, awaited at shutdown.
     pub tasks: TaskTracker,
 }
@@ -90,12 +102,15 @@ impl App {
         };
         let store = Store::new(db, broker, limits);
         let schema = graphql::schema::build(store.clone(), &config);
+        let shutdown = CancellationToken::new();
+        let streams = Streams::new(config.sse_max_streams, config.keep_alive, shutdown.clone());
         Ok(Self {
             state: AppState {
                 schema,
                 store,
                 config: Arc::new(config),
-                shutdown: CancellationToken::new(),
+                shutdown,
+                streams,
                 tasks: TaskTracker::new(),
             },
         })
@@ -107,7 +122,8 @@ impl App {
     }
 
     /// Serves on `listener` until `shutdown` resolves, then stops accepting, finishes
-    /// in-flight requests, closes WebSockets with 1001 and stops background work.
+    /// in-flight requests, closes WebSockets with 1001, ends event streams and stops
+    /// background work.
     pub async fn serve(
         self,
         listener: TcpListener,
@@ -157,20 +173,29 @@ pub async fn run(
     App::build(config).await?.serve(listener, shutdown).await
 }
 
-/// The HTTP routes.
+/// The HTTP routes. Request bodies are read within `--max-body-bytes` by the handlers
+/// that take one (see [`request::read_body`]), so that a body over the limit is refused
+/// in each API's own error shape.
 pub fn router(state: AppState) -> Router {
-    let body_limit = state.config.max_body_bytes;
-    Router::new()
+    let cors = cors::layer(&state.config.cors_origins);
+    let routes = Router::new()
         .route("/", get(|| async { Redirect::temporary("/graphql") }))
         .route(
             "/graphql",
-            get(graphql::http::get).post(graphql::http::post),
+            get(graphql::http::get)
+                .post(graphql::http::post)
+                .fallback(graphql::http::other_method),
         )
+        .nest("/api", rest::router())
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics::render))
+        .route("/metrics", get(metrics::render));
+    let routes = match cors {
+        Some(cors) => routes.layer(cors),
+        None => routes,
+    };
+    routes
         .layer(axum::middleware::from_fn(metrics::track_http))
-        .layer(RequestBodyLimitLayer::new(body_limit))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(
             TraceLayer::new_for_http()

@@ -1,84 +1,128 @@
-//! `/graphql` over HTTP: `POST` and `GET` queries, GraphiQL for browsers, and the
-//! WebSocket upgrade.
+//! `/graphql` over HTTP, following the GraphQL-over-HTTP specification, plus GraphiQL
+//! for browsers, the WebSocket upgrade, and event streams for clients that ask for
+//! `text/event-stream`.
+//!
+//! The specification is a living draft; this follows its text of 2025-05-08 (the one
+//! the graphql-http conformance audits check), as the README explains:
+//! - `POST` bodies must be `application/json` (else 415) and a JSON object (else 400)
+//!   with a string `query`; `operationName` a string or null, `variables` and
+//!   `extensions` objects or null (else 400); other keys are ignored. A body over
+//!   `--max-body-bytes` is 413.
+//! - `GET` reads `query`, `operationName` (empty means none), and JSON-encoded
+//!   `variables` and `extensions` from the query string, and runs queries only: a
+//!   mutation is 405 with `Allow: POST`. Other methods are 405 with `Allow: GET, POST`.
+//! - The response is `application/graphql-response+json` when the `Accept` header
+//!   prefers it, else `application/json` (also for `*/*` and a missing `Accept`). An
+//!   `Accept` naming neither (nor `text/event-stream`) is 406.
+//! - A request refused before execution (parse or validation errors, variables that do
+//!   not coerce) has no `data` entry. With `application/graphql-response+json` it is
+//!   400; with `application/json` it is 200. A request that executed is 200 either way,
+//!   even when a field failed.
 
-use async_graphql::{ParseRequestError, http::GraphiQLSource};
-use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
+use async_graphql::http::GraphiQLSource;
 use axum::{
-    extract::{FromRequest, FromRequestParts, Request, State, ws::WebSocketUpgrade},
-    http::{StatusCode, header},
+    body::Body,
+    extract::{FromRequestParts, Request, State, ws::WebSocketUpgrade},
+    http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts},
     response::{Html, IntoResponse, Response},
 };
-use serde_json::json;
+use serde_json::{Map, Value};
 
-use super::ws;
-use crate::AppState;
+use super::{sse, ws};
+use crate::{
+    AppState,
+    error::{Error, Result},
+    request::{has_media_type, negotiate, read_body},
+    sse::EVENT_STREAM,
+};
 
-/// A request that is not GraphQL at all: 400 (or 413) with a GraphQL-shaped body.
-pub struct GraphQLRejection(ParseRequestError);
-
-impl From<ParseRequestError> for GraphQLRejection {
-    fn from(err: ParseRequestError) -> Self {
-        Self(err)
-    }
-}
-
-impl IntoResponse for GraphQLRejection {
-    fn into_response(self) -> Response {
-        let (status, message) = match &self.0 {
-            ParseRequestError::PayloadTooLarge => (
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "request body too large".to_owned(),
-            ),
-            ParseRequestError::Io(e) if e.to_string().contains("length limit") => (
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "request body too large".to_owned(),
-            ),
-            ParseRequestError::InvalidRequest(e) => (
-                StatusCode::BAD_REQUEST,
-                format!("invalid GraphQL request: {e}"),
-            ),
-            other => (
-                StatusCode::BAD_REQUEST,
-                format!("invalid GraphQL request: {other}"),
-            ),
-        };
-        let code = if status == StatusCode::PAYLOAD_TOO_LARGE {
-            "PAYLOAD_TOO_LARGE"
-        } else {
-            "BAD_REQUEST"
-        };
-        refuse(status, code, &message)
-    }
-}
-
-/// An error response in GraphQL shape with a status and a code.
-fn refuse(status: StatusCode, code: &str, message: &str) -> Response {
-    let body = json!({"errors": [{"message": message, "extensions": {"code": code}}]});
-    (status, axum::Json(body)).into_response()
-}
+/// The response media type the specification defines.
+pub const GRAPHQL_RESPONSE: &str = "application/graphql-response+json";
+/// The legacy response media type every client understands.
+pub const JSON: &str = "application/json";
 
 /// `POST /graphql`. The body must be JSON: refusing other media types also keeps a
 /// cross-site form or `text/plain` request from running a mutation.
 pub async fn post(State(state): State<AppState>, req: Request) -> Response {
-    let is_json = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
-    if !is_json {
-        return refuse(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "UNSUPPORTED_MEDIA_TYPE",
-            "send the request as Content-Type: application/json",
-        );
+    let (parts, body) = req.into_parts();
+    match read_post(&state, &parts, body).await {
+        Ok(request) => respond(&state, &parts.headers, request).await,
+        Err(err) => err.into_graphql_response(),
     }
-    execute(&state, req).await
+}
+
+async fn read_post(state: &AppState, parts: &Parts, body: Body) -> Result<async_graphql::Request> {
+    if !has_media_type(&parts.headers, &[JSON]) {
+        return Err(Error::UnsupportedMediaType(
+            "send the request as Content-Type: application/json".into(),
+        ));
+    }
+    let bytes = read_body(body, state.config.max_body_bytes).await?;
+    let body: Value = serde_json::from_slice(&bytes)
+        .map_err(|e| Error::bad_request(format!("the body is not JSON: {e}")))?;
+    let Value::Object(mut params) = body else {
+        return Err(Error::bad_request(
+            "the body must be a JSON object with a `query`",
+        ));
+    };
+    let query = match params.remove("query") {
+        Some(Value::String(q)) => q,
+        None | Some(Value::Null) => return Err(Error::bad_request("`query` is required")),
+        Some(_) => return Err(Error::bad_request("`query` must be a string")),
+    };
+    let operation_name = match params.remove("operationName") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(name)) => Some(name),
+        Some(_) => {
+            return Err(Error::bad_request(
+                "`operationName` must be a string or null",
+            ));
+        }
+    };
+    let variables = object_param("variables", params.remove("variables"))?;
+    let extensions = object_param("extensions", params.remove("extensions"))?;
+    build(query, operation_name, variables, extensions)
+}
+
+/// A parameter that must be a JSON object or null.
+fn object_param(name: &str, value: Option<Value>) -> Result<Option<Map<String, Value>>> {
+    match value {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Object(map)) => Ok(Some(map)),
+        Some(_) => Err(Error::bad_request(format!(
+            "`{name}` must be a JSON object or null"
+        ))),
+    }
+}
+
+/// The request async-graphql runs.
+fn build(
+    query: String,
+    operation_name: Option<String>,
+    variables: Option<Map<String, Value>>,
+    extensions: Option<Map<String, Value>>,
+) -> Result<async_graphql::Request> {
+    let mut req = async_graphql::Request::new(query);
+    // "Setting the value of the {operationName} parameter to the empty string is
+    // equivalent to omitting the {operationName} parameter."
+    if let Some(name) = operation_name.filter(|n| !n.is_empty()) {
+        req = req.operation_name(name);
+    }
+    if let Some(variables) = variables {
+        req = req.variables(async_graphql::Variables::from_json(Value::Object(
+            variables,
+        )));
+    }
+    if let Some(extensions) = extensions {
+        req.extensions = serde_json::from_value(Value::Object(extensions))
+            .map_err(|e| Error::bad_request(format!("`extensions` is not valid: {e}")))?;
+    }
+    Ok(req)
 }
 
 /// `GET /graphql`: the WebSocket upgrade, GraphiQL for a browser, or a query.
 pub async fn get(State(state): State<AppState>, req: Request) -> Response {
-    let (mut parts, body) = req.into_parts();
+    let (mut parts, _body) = req.into_parts();
     let wants_upgrade = parts
         .headers
         .get(header::UPGRADE)
@@ -95,24 +139,34 @@ pub async fn get(State(state): State<AppState>, req: Request) -> Response {
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.contains("text/html"));
-    if wants_html && parts.uri.query().is_none_or(|q| !q.contains("query=")) {
+    let has_query = parts
+        .uri
+        .query()
+        .is_some_and(|q| q.split('&').any(|p| p.starts_with("query=")));
+    if wants_html && !has_query {
         return graphiql().into_response();
     }
-    drop(body);
-    match parse_get(&parts.uri) {
-        Ok(req) if is_mutation(&req) => {
-            let mut resp = refuse(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "METHOD_NOT_ALLOWED",
-                "mutations must be sent with POST",
-            );
-            resp.headers_mut()
-                .insert(header::ALLOW, header::HeaderValue::from_static("POST"));
-            resp
+    let request = match parse_get(&parts.uri) {
+        Ok(request) => request,
+        Err(err) => return err.into_graphql_response(),
+    };
+    if is_mutation(&request) {
+        return Error::MethodNotAllowed {
+            message: "mutations must be sent with POST".into(),
+            allow: "POST",
         }
-        Ok(req) => GraphQLResponse::from(state.schema.execute(req).await).into_response(),
-        Err(message) => refuse(StatusCode::BAD_REQUEST, "BAD_REQUEST", &message),
+        .into_graphql_response();
     }
+    respond(&state, &parts.headers, request).await
+}
+
+/// Any other method on `/graphql`.
+pub async fn other_method() -> Response {
+    Error::MethodNotAllowed {
+        message: "/graphql accepts GET and POST".into(),
+        allow: "GET, POST",
+    }
+    .into_graphql_response()
 }
 
 /// The parameters of a GraphQL `GET` request, named as GraphQL over HTTP names them.
@@ -126,40 +180,73 @@ struct GetParams {
 }
 
 /// Reads a GraphQL request from a `GET` query string.
-fn parse_get(uri: &axum::http::Uri) -> Result<async_graphql::Request, String> {
+fn parse_get(uri: &axum::http::Uri) -> Result<async_graphql::Request> {
     let params = axum::extract::Query::<GetParams>::try_from_uri(uri)
-        .map_err(|e| format!("invalid query string: {e}"))?
+        .map_err(|e| Error::bad_request(format!("invalid query string: {e}")))?
         .0;
-    let query = params.query.ok_or("the `query` parameter is required")?;
-    let json = |name: &str, text: Option<String>| -> Result<Option<serde_json::Value>, String> {
-        text.map(|t| serde_json::from_str(&t).map_err(|e| format!("`{name}` is not JSON: {e}")))
-            .transpose()
+    let query = params
+        .query
+        .ok_or_else(|| Error::bad_request("the `query` parameter is required"))?;
+    let json = |name: &str, text: Option<String>| -> Result<Option<Value>> {
+        text.map(|t| {
+            serde_json::from_str(&t)
+                .map_err(|e| Error::bad_request(format!("`{name}` is not JSON: {e}")))
+        })
+        .transpose()
     };
-    let mut req = async_graphql::Request::new(query);
-    if let Some(variables) = json("variables", params.variables)? {
-        if !variables.is_object() && !variables.is_null() {
-            return Err("`variables` must be a JSON object".into());
-        }
-        req = req.variables(async_graphql::Variables::from_json(variables));
-    }
-    if let Some(extensions) = json("extensions", params.extensions)? {
-        req.extensions = serde_json::from_value(extensions)
-            .map_err(|_| "`extensions` must be a JSON object".to_owned())?;
-    }
-    if let Some(name) = params.operation_name {
-        req = req.operation_name(name);
-    }
-    Ok(req)
+    let variables = object_param("variables", json("variables", params.variables)?)?;
+    let extensions = object_param("extensions", json("extensions", params.extensions)?)?;
+    build(query, params.operation_name, variables, extensions)
 }
 
-/// Parses and executes a GraphQL request sent with `POST`.
-async fn execute(state: &AppState, req: Request) -> Response {
-    match GraphQLRequest::<GraphQLRejection>::from_request(req, state).await {
-        Ok(req) => {
-            GraphQLResponse::from(state.schema.execute(req.into_inner()).await).into_response()
+/// Runs a well-formed request and answers in the media type the client prefers: an
+/// event stream, or one JSON response.
+async fn respond(
+    state: &AppState,
+    headers: &HeaderMap,
+    request: async_graphql::Request,
+) -> Response {
+    let media = match negotiate(headers, JSON, &[GRAPHQL_RESPONSE, JSON, EVENT_STREAM]) {
+        Some(EVENT_STREAM) => return sse::serve(state, request),
+        Some(media) => media,
+        None => {
+            return Error::NotAcceptable(format!(
+                "answers are {GRAPHQL_RESPONSE}, {JSON} or {EVENT_STREAM}"
+            ))
+            .into_graphql_response();
         }
-        Err(rejection) => rejection.into_response(),
+    };
+    let (refused, body) = response_json(state.schema.execute(request).await);
+    let status = if refused && media == GRAPHQL_RESPONSE {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
+    let content_type = if media == GRAPHQL_RESPONSE {
+        "application/graphql-response+json; charset=utf-8"
+    } else {
+        "application/json; charset=utf-8"
+    };
+    (
+        status,
+        [(header::CONTENT_TYPE, HeaderValue::from_static(content_type))],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+/// A GraphQL response as JSON, and whether it was refused before execution. A refused
+/// request has no `data` entry, as the GraphQL specification requires.
+pub fn response_json(response: async_graphql::Response) -> (bool, Value) {
+    let refused = ws::is_request_error(&response);
+    let mut body = serde_json::to_value(&response).unwrap_or_else(|e| {
+        tracing::error!(error = %e, "cannot serialize a response");
+        serde_json::json!({"errors": [{"message": "internal server error"}]})
+    });
+    if refused && let Value::Object(map) = &mut body {
+        map.remove("data");
     }
+    (refused, body)
 }
 
 /// Whether `req` selects a mutation.
@@ -194,19 +281,32 @@ fn websocket(state: AppState, upgrade: WebSocketUpgrade) -> Response {
         init_timeout: config.ws_init_timeout,
         max_subscriptions: config.ws_max_subscriptions,
         send_queue: config.ws_send_queue,
+        keep_alive: config.keep_alive,
+        dead_timeout: config.ws_dead_timeout,
     };
     let upgrade = upgrade
-        .protocols([ws::PROTOCOL])
+        .protocols(ws::PROTOCOLS)
         .max_message_size(config.ws_max_message_bytes)
         .max_frame_size(config.ws_max_message_bytes);
-    let supported = upgrade.selected_protocol().is_some();
+    let protocol = upgrade
+        .selected_protocol()
+        .and_then(|p| p.to_str().ok())
+        .and_then(ws::Protocol::from_name);
     let tasks = state.tasks.clone();
     upgrade.on_upgrade(move |socket| {
         tasks.track_future(async move {
-            if supported {
-                ws::serve(socket, state.schema.clone(), limits, state.shutdown.clone()).await;
-            } else {
-                ws::reject_subprotocol(socket).await;
+            match protocol {
+                Some(protocol) => {
+                    ws::serve(
+                        socket,
+                        protocol,
+                        state.schema.clone(),
+                        limits,
+                        state.shutdown.clone(),
+                    )
+                    .await;
+                }
+                None => ws::reject_subprotocol(socket).await,
             }
         })
     })

@@ -5,8 +5,11 @@
 //! - [`types`]: the object, input and connection types.
 //! - [`query`], [`mutation`], [`subscription`]: the root resolvers; thin, all work is
 //!   in the store and the broker.
-//! - [`http`]: `POST`/`GET /graphql`, GraphiQL and the WebSocket upgrade.
-//! - [`ws`]: the `graphql-transport-ws` protocol.
+//! - [`http`]: `POST`/`GET /graphql` as GraphQL over HTTP specifies it, GraphiQL, and
+//!   the dispatch to WebSockets and event streams.
+//! - [`ws`]: both WebSocket subprotocols, `graphql-transport-ws` and the legacy
+//!   `graphql-ws`.
+//! - [`sse`]: subscriptions (and any operation) over server-sent events (graphql-sse).
 //! - [`metrics`]: counting operations.
 
 pub mod http;
@@ -14,6 +17,7 @@ pub mod metrics;
 pub mod mutation;
 pub mod query;
 pub mod schema;
+pub mod sse;
 pub mod subscription;
 pub mod types;
 pub mod ws;

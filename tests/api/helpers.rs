@@ -187,6 +187,24 @@ impl TestApp {
         format!("http://{}/graphql", self.addr)
     }
 
+    /// `http://…/api{path}`.
+    pub fn api(&self, path: &str) -> String {
+        format!("http://{}/api{path}", self.addr)
+    }
+
+    /// Creates a record over REST and returns it.
+    pub async fn rest_create(&self, collection: &str, data: Value) -> Value {
+        let resp = self
+            .http
+            .post(self.api("/records"))
+            .json(&json!({"collection": collection, "data": data}))
+            .send()
+            .await
+            .expect("POST /api/records");
+        assert_eq!(resp.status(), 201);
+        resp.json().await.expect("JSON record")
+    }
+
     /// `ws://…/graphql`.
     pub fn ws_url(&self) -> String {
         format!("ws://{}/graphql", self.addr)
@@ -364,6 +382,35 @@ impl WsClient {
         Self { ws }
     }
 
+    /// Connects with the legacy `graphql-ws` subprotocol and completes
+    /// `connection_init` / `connection_ack`; the first `ka` is left unread.
+    pub async fn connect_legacy(app: &TestApp) -> Self {
+        let mut c = Self::connect_raw(app, Some("graphql-ws")).await;
+        c.send(json!({"type": "connection_init", "payload": {}}))
+            .await;
+        let ack = c.recv().await;
+        assert_eq!(ack["type"], "connection_ack", "{ack}");
+        c
+    }
+
+    /// The next frame of any kind, pings included; `None` when the socket ended.
+    pub async fn next_frame(&mut self) -> Option<Message> {
+        tokio::time::timeout(ARRIVE, self.ws.next())
+            .await
+            .expect("a frame in time")
+            .and_then(Result::ok)
+    }
+
+    /// The next protocol message that is not a legacy `ka`.
+    pub async fn recv_skipping_ka(&mut self) -> Value {
+        loop {
+            let msg = self.recv().await;
+            if msg["type"] != "ka" {
+                return msg;
+            }
+        }
+    }
+
     /// Connects and completes `connection_init` / `connection_ack`.
     pub async fn connect(app: &TestApp) -> Self {
         Self::connect_url(&app.ws_url()).await
@@ -447,8 +494,9 @@ impl WsClient {
 
     /// Asserts nothing arrives for [`SILENCE`].
     pub async fn expect_silence(&mut self) {
+        let until = tokio::time::Instant::now() + SILENCE;
         loop {
-            match tokio::time::timeout(SILENCE, self.ws.next()).await {
+            match tokio::time::timeout_at(until, self.ws.next()).await {
                 Err(_) => return,
                 Ok(Some(Ok(Message::Text(t)))) => panic!("expected silence, got {t}"),
                 Ok(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => continue,
@@ -511,4 +559,99 @@ pub fn cursors(changes: &[Value]) -> Vec<String> {
         .iter()
         .map(|c| c["cursor"].as_str().expect("cursor").to_owned())
         .collect()
+}
+
+/// One server-sent event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SseEvent {
+    /// `event:`, `message` when absent.
+    pub name: String,
+    /// `id:`.
+    pub id: Option<String>,
+    /// `data:` lines joined with newlines.
+    pub data: String,
+}
+
+impl SseEvent {
+    /// The data as JSON.
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.data).expect("JSON event data")
+    }
+}
+
+/// A server-sent event stream read from a streaming HTTP response.
+pub struct SseStream {
+    resp: reqwest::Response,
+    buf: String,
+    /// Comment lines seen so far (keep-alives).
+    pub comments: usize,
+}
+
+impl SseStream {
+    /// Reads events from `resp`, which must be a 200 event stream.
+    pub fn new(resp: reqwest::Response) -> Self {
+        assert_eq!(resp.status(), 200, "event stream status");
+        let ct = resp.headers()["content-type"].to_str().unwrap().to_owned();
+        assert!(ct.starts_with("text/event-stream"), "{ct}");
+        Self {
+            resp,
+            buf: String::new(),
+            comments: 0,
+        }
+    }
+
+    /// The next event; `None` when the stream ended. Panics after [`ARRIVE`].
+    pub async fn next(&mut self) -> Option<SseEvent> {
+        tokio::time::timeout(ARRIVE, self.next_inner())
+            .await
+            .expect("an event in time")
+    }
+
+    async fn next_inner(&mut self) -> Option<SseEvent> {
+        loop {
+            if let Some(end) = self.buf.find("\n\n") {
+                let block: String = self.buf.drain(..end + 2).collect();
+                let mut event = SseEvent {
+                    name: "message".into(),
+                    id: None,
+                    data: String::new(),
+                };
+                let mut data = Vec::new();
+                for line in block.lines() {
+                    if line.starts_with(':') {
+                        self.comments += 1;
+                    } else if let Some(v) = line.strip_prefix("event:") {
+                        event.name = v.trim().to_owned();
+                    } else if let Some(v) = line.strip_prefix("id:") {
+                        event.id = Some(v.trim().to_owned());
+                    } else if let Some(v) = line.strip_prefix("data:") {
+                        data.push(v.strip_prefix(' ').unwrap_or(v).to_owned());
+                    }
+                }
+                if data.is_empty() && event.id.is_none() && event.name == "message" {
+                    continue;
+                }
+                event.data = data.join("\n");
+                return Some(event);
+            }
+            match self.resp.chunk().await {
+                Ok(Some(chunk)) => self.buf.push_str(&String::from_utf8_lossy(&chunk)),
+                Ok(None) | Err(_) => return None,
+            }
+        }
+    }
+
+    /// The next event, which must be a `next` carrying a GraphQL response.
+    pub async fn next_result(&mut self) -> Value {
+        let event = self.next().await.expect("a next event");
+        assert_eq!(event.name, "next", "{event:?}");
+        event.json()
+    }
+
+    /// Asserts that no event arrives for [`SILENCE`] (comments may).
+    pub async fn expect_silence(&mut self) {
+        if let Ok(event) = tokio::time::timeout(SILENCE, self.next_inner()).await {
+            panic!("expected silence, got {event:?}");
+        }
+    }
 }

@@ -330,3 +330,80 @@ async fn metrics_are_served_in_the_prometheus_format() {
         assert!(text.contains(name), "{name} missing from:\n{text}");
     }
 }
+
+#[tokio::test]
+async fn pages_from_an_allowed_origin_may_call_graphql_and_rest() {
+    let origin = "http://localhost:3000";
+    let app = spawn_app_with(|c| c.cors_origins = vec![origin.to_owned()]).await;
+    let preflight = app
+        .http
+        .request(reqwest::Method::OPTIONS, app.api("/records/x"))
+        .header("origin", origin)
+        .header("access-control-request-method", "PUT")
+        .header("access-control-request-headers", "content-type,if-match")
+        .send()
+        .await
+        .unwrap();
+    assert!(preflight.status().is_success(), "{}", preflight.status());
+    assert_eq!(preflight.headers()["access-control-allow-origin"], origin);
+    let methods = preflight.headers()["access-control-allow-methods"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        methods.contains("PUT") && methods.contains("PATCH"),
+        "{methods}"
+    );
+
+    let created = app
+        .http
+        .post(app.api("/records"))
+        .header("origin", origin)
+        .json(&json!({"collection": "a", "data": {}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    assert_eq!(created.headers()["access-control-allow-origin"], origin);
+    let exposed = created.headers()["access-control-expose-headers"]
+        .to_str()
+        .unwrap()
+        .to_lowercase();
+    assert!(
+        exposed.contains("etag") && exposed.contains("location"),
+        "{exposed}"
+    );
+
+    let graphql = app
+        .http
+        .post(app.url())
+        .header("origin", origin)
+        .json(&json!({"query": "{ __typename }"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(graphql.headers()["access-control-allow-origin"], origin);
+
+    let other = app
+        .http
+        .get(app.api("/records"))
+        .header("origin", "http://elsewhere.example")
+        .send()
+        .await
+        .unwrap();
+    assert!(other.headers().get("access-control-allow-origin").is_none());
+}
+
+#[tokio::test]
+async fn without_cors_origins_no_other_origin_is_allowed() {
+    let app = spawn_app().await;
+    let resp = app
+        .http
+        .get(app.api("/records"))
+        .header("origin", "http://localhost:3000")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(resp.headers().get("access-control-allow-origin").is_none());
+}

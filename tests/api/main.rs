@@ -5,10 +5,14 @@
 
 mod helpers;
 
+mod graphql_over_http;
 mod graphql_ws_client;
 mod http;
+mod legacy_ws;
 mod mutations;
 mod protocol;
 mod queries;
+mod rest;
 mod resume;
+mod sse;
 mod subscriptions;

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use serde_json::json;
+use tokio_tungstenite::tungstenite::Message;
 
 use super::helpers::{WsClient, spawn_app, spawn_app_with};
 
@@ -182,4 +183,57 @@ async fn shutdown_closes_sockets_with_1001() {
         ws.expect_close().await,
         (1001, "server shutting down".to_owned())
     );
+}
+
+#[tokio::test]
+async fn the_server_pings_idle_connections() {
+    let app = spawn_app_with(|c| c.keep_alive = Duration::from_millis(50)).await;
+    let mut ws = WsClient::connect(&app).await;
+    let mut pings = 0;
+    while pings < 3 {
+        match ws.next_frame().await {
+            Some(Message::Ping(_)) => pings += 1,
+            other => panic!("expected a ping, got {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_client_that_answers_pings_outlives_the_dead_timeout() {
+    let app = spawn_app_with(|c| {
+        c.keep_alive = Duration::from_millis(50);
+        c.ws_dead_timeout = Duration::from_millis(200);
+    })
+    .await;
+    let mut ws = WsClient::connect(&app).await;
+    ws.subscribe_changes("s", "").await;
+    app.wait_for_receivers(1).await;
+    // Reading answers the server's pings (the WebSocket layer sends the pongs).
+    for _ in 0..3 {
+        ws.expect_silence().await;
+    }
+    app.create("a", json!({})).await;
+    assert_eq!(ws.next_change("s").await["kind"], "CREATED");
+}
+
+#[tokio::test]
+async fn a_client_that_stops_answering_is_dropped_with_its_subscriptions() {
+    let app = spawn_app_with(|c| {
+        c.keep_alive = Duration::from_millis(50);
+        c.ws_dead_timeout = Duration::from_millis(200);
+    })
+    .await;
+    let mut ws = WsClient::connect(&app).await;
+    ws.subscribe_changes("s", "").await;
+    app.wait_for_receivers(1).await;
+    // The client reads nothing from here on, so it answers no ping.
+    let deadline = tokio::time::Instant::now() + super::helpers::ARRIVE;
+    while app.store.broker().receivers() > 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the dead connection was kept"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    drop(ws);
 }

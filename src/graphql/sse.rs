@@ -1,0 +1,36 @@
+//! GraphQL over server-sent events, in the graphql-sse protocol's "distinct
+//! connections" mode: each operation is its own `GET` or `POST` to `/graphql` with
+//! `Accept: text/event-stream`, for clients behind proxies that break WebSockets.
+//!
+//! The request is read exactly as [`super::http`] reads any GraphQL request (so a
+//! request that is not GraphQL at all is refused with a status before the stream
+//! starts). Every result is a `next` event whose data is the GraphQL response; a
+//! request refused during validation is a `next` with only `errors`, as the protocol
+//! asks. A `complete` event ends the stream; the client ends a subscription by closing
+//! it. Subscriptions resume with `recordChanged(after:)` as on WebSockets.
+
+use axum::response::Response;
+use futures_util::StreamExt;
+
+use super::http::response_json;
+use crate::{AppState, sse::Event};
+
+/// Streams the results of `request`.
+pub fn serve(state: &AppState, request: async_graphql::Request) -> Response {
+    let slot = match state.streams.admit() {
+        Ok(slot) => slot,
+        Err(err) => return err.into_graphql_response(),
+    };
+    let results = state.schema.execute_stream(request).map(|response| Event {
+        name: Some("next"),
+        id: None,
+        data: response_json(response).1.to_string(),
+    });
+    let complete = futures_util::stream::once(async {
+        Event {
+            name: Some("complete"),
+            ..Default::default()
+        }
+    });
+    state.streams.respond(slot, results.chain(complete))
+}

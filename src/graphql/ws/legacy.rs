@@ -1,0 +1,95 @@
+//! `graphql-ws`, the protocol of the subscriptions-transport-ws library, which older
+//! Apollo clients (`WebSocketLink`) still speak.
+//!
+//! The client sends `connection_init`, `start` (an operation), `stop` and
+//! `connection_terminate`; the server answers `connection_ack` followed by `ka` every
+//! `--keep-alive` (the client takes a missing `ka` for a dead server), `data` for each
+//! result, `error` for an operation refused before it ran, and `complete`. This
+//! protocol has no close codes for its errors, so, as its reference server does, the
+//! server answers a bad message with `error` and keeps the connection. A `start` with an
+//! id in use replaces that operation; a `start` before `connection_init` is refused with
+//! `error`. Time to `connection_init` (4408), operations per connection and message
+//! size are limited as on `graphql-transport-ws`.
+
+use async_graphql::Request;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{Close, Connection};
+
+/// The subprotocol this module speaks.
+pub const PROTOCOL: &str = "graphql-ws";
+
+/// A message from the client.
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum ClientMessage {
+    /// Its `payload` (connection parameters) is accepted and not used.
+    ConnectionInit {},
+    Start {
+        id: String,
+        payload: Box<Request>,
+    },
+    Stop {
+        id: String,
+    },
+    ConnectionTerminate {},
+}
+
+/// The protocol's `error` for a message that is not one of the above.
+fn bad_message(id: Option<&str>, message: String) -> Value {
+    match id {
+        Some(id) => json!({"type": "error", "id": id, "payload": {"message": message}}),
+        None => json!({"type": "error", "payload": {"message": message}}),
+    }
+}
+
+/// Handles one message; an error closes the connection.
+pub(super) async fn handle(conn: &mut Connection, raw: &[u8]) -> Result<(), Close> {
+    let value: Value = match serde_json::from_slice(raw) {
+        Ok(v) => v,
+        Err(e) => {
+            let msg = format!("Message must be JSON-parseable: {e}");
+            conn.send(bad_message(None, msg)).await;
+            return Ok(());
+        }
+    };
+    let id = value.get("id").and_then(Value::as_str).map(str::to_owned);
+    let msg: ClientMessage = match serde_json::from_value(value) {
+        Ok(m) => m,
+        Err(e) => {
+            let msg = format!("Invalid message: {e}");
+            conn.send(bad_message(id.as_deref(), msg)).await;
+            return Ok(());
+        }
+    };
+    match msg {
+        ClientMessage::ConnectionInit {} => {
+            // The reference server acknowledges a repeated `connection_init` again.
+            conn.init_received = true;
+            conn.acknowledged = true;
+            conn.send(json!({"type": "connection_ack"})).await;
+            conn.send(json!({"type": "ka"})).await;
+        }
+        ClientMessage::Start { id, payload } => {
+            if !conn.acknowledged {
+                let errors = json!([{"message": "send connection_init first", "extensions": {"code": "BAD_REQUEST"}}]);
+                conn.send(conn.protocol.error(&id, errors)).await;
+                return Ok(());
+            }
+            conn.stop(&id);
+            if conn.admit(&id).await {
+                conn.start(id, *payload);
+            }
+        }
+        ClientMessage::Stop { id } => {
+            if conn.stop(&id) {
+                conn.send(conn.protocol.complete(&id)).await;
+            }
+        }
+        ClientMessage::ConnectionTerminate {} => {
+            return Err(Close::new(1000, "connection terminated"));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,216 @@
+//! REST under `/api`, for code that does AJAX CRUD. The same store, the same single
+//! write path and the same errors as GraphQL, so every REST write reaches GraphQL
+//! subscribers and every refusal carries the code GraphQL would give.
+//!
+//! # Layout
+//! - this file: the routes, the JSON forms of records and changes, entity tags, query
+//!   parameters.
+//! - [`records`]: `GET/POST /api/records`, `GET/PUT/PATCH/DELETE /api/records/{id}`.
+//! - [`changes`]: `GET /api/changes` (polling) and `GET /api/changes/stream` (SSE).
+//!
+//! Errors are `{"error": {"code", "message"}}` with the status of
+//! [`crate::error::Error::status`]; that mapping is the only one.
+
+pub mod changes;
+pub mod records;
+
+use axum::{
+    Router,
+    http::{HeaderMap, HeaderValue, header},
+    routing::{MethodRouter, get},
+};
+use entity::record;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::{
+    AppState,
+    error::{Error, Result},
+    store::{Change, cursor},
+};
+
+/// The routes, to be nested under `/api`.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/records",
+            not_allowed(get(records::list).post(records::create), "GET, POST"),
+        )
+        .route(
+            "/records/{id}",
+            not_allowed(
+                get(records::get)
+                    .put(records::replace)
+                    .patch(records::patch)
+                    .delete(records::delete),
+                "GET, PUT, PATCH, DELETE",
+            ),
+        )
+        .route("/changes", not_allowed(get(changes::list), "GET"))
+        .route("/changes/stream", not_allowed(get(changes::stream), "GET"))
+        .fallback(|| async { Error::NoRoute })
+}
+
+/// `routes`, answering other methods with 405 and `Allow`.
+fn not_allowed(routes: MethodRouter<AppState>, allow: &'static str) -> MethodRouter<AppState> {
+    routes.fallback(move || async move {
+        Error::MethodNotAllowed {
+            message: format!("this resource accepts {allow}"),
+            allow,
+        }
+    })
+}
+
+/// A record as REST shows it: the fields GraphQL's `Record` has, with the same names.
+pub fn record_json(r: &record::Model) -> Value {
+    json!({
+        "id": r.id,
+        "collection": r.collection,
+        "data": r.data,
+        "version": r.version,
+        "createdAt": r.created_at.to_rfc3339(),
+        "updatedAt": r.updated_at.to_rfc3339(),
+    })
+}
+
+/// A change as REST shows it: the fields GraphQL's `RecordChange` has.
+pub fn change_json(c: &Change) -> Value {
+    json!({
+        "cursor": cursor::encode_change(c.seq),
+        "kind": c.kind,
+        "record": {
+            "id": c.record_id,
+            "collection": c.collection,
+            "data": c.data,
+            "version": c.version,
+            "createdAt": c.record_created_at.to_rfc3339(),
+            "updatedAt": c.record_updated_at.to_rfc3339(),
+        },
+        "changedAt": c.changed_at.to_rfc3339(),
+    })
+}
+
+/// The strong entity tag of a record version: `"3"`.
+pub fn etag(version: i32) -> HeaderValue {
+    HeaderValue::from_str(&format!("\"{version}\"")).unwrap_or(HeaderValue::from_static("\"\""))
+}
+
+/// A record id from the path; `BAD_USER_INPUT` if it is not a UUID.
+fn parse_id(id: &str) -> Result<Uuid> {
+    Uuid::parse_str(id).map_err(|_| Error::bad_input(format!("{id:?} is not a record id (a UUID)")))
+}
+
+/// What an `If-Match` header asks.
+#[derive(Debug, PartialEq, Eq)]
+enum IfMatch {
+    /// No header, or `*`: no condition on the version.
+    Any,
+    /// One of these versions. Tags that name no version (weak ones, which never match
+    /// under the strong comparison `If-Match` uses, or foreign ones) are left out, so
+    /// the list may be empty: then nothing matches.
+    Versions(Vec<i32>),
+}
+
+/// Reads `If-Match`; `BAD_USER_INPUT` if it is not a list of entity tags.
+fn if_match(headers: &HeaderMap) -> Result<IfMatch> {
+    let values: Vec<&HeaderValue> = headers.get_all(header::IF_MATCH).iter().collect();
+    if values.is_empty() {
+        return Ok(IfMatch::Any);
+    }
+    let invalid = || Error::bad_input("If-Match must be `*` or entity tags such as \"3\"");
+    let mut versions = Vec::new();
+    for value in values {
+        let text = value.to_str().map_err(|_| invalid())?;
+        for tag in text.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+            if tag == "*" {
+                return Ok(IfMatch::Any);
+            }
+            let weak = tag.starts_with("W/");
+            let opaque = tag
+                .trim_start_matches("W/")
+                .strip_prefix('"')
+                .and_then(|t| t.strip_suffix('"'))
+                .ok_or_else(invalid)?;
+            if !weak && let Ok(v) = opaque.parse::<i32>() {
+                versions.push(v);
+            }
+        }
+    }
+    Ok(IfMatch::Versions(versions))
+}
+
+/// Whether `If-None-Match` matches `version` (weak comparison, as RFC 9110 says).
+fn if_none_match(headers: &HeaderMap, version: i32) -> bool {
+    let tag = format!("\"{version}\"");
+    headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .any(|t| t == "*" || t.trim_start_matches("W/") == tag)
+}
+
+/// Reads the query string into `T`, mapping failures to `BAD_USER_INPUT`. Empty values
+/// (`?collection=`) count as absent, as URL-building code often sends them.
+fn query_params<T: serde::de::DeserializeOwned>(uri: &axum::http::Uri) -> Result<T> {
+    let pairs: Vec<(String, String)> = axum::extract::Query::try_from_uri(uri)
+        .map_err(|e| Error::bad_input(format!("invalid query string: {e}")))?
+        .0;
+    let object: serde_json::Map<String, Value> = pairs
+        .into_iter()
+        .filter(|(_, v)| !v.is_empty())
+        .map(|(k, v)| (k, Value::String(v)))
+        .collect();
+    serde_json::from_value(Value::Object(object))
+        .map_err(|e| Error::bad_input(format!("invalid query parameters: {e}")))
+}
+
+/// A `limit` parameter as a page size.
+fn parse_limit(limit: Option<&str>) -> Result<Option<i32>> {
+    limit
+        .map(|l| {
+            l.parse::<i32>()
+                .map_err(|_| Error::bad_input("`limit` must be a whole number"))
+        })
+        .transpose()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(name: header::HeaderName, value: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(name, HeaderValue::from_str(value).unwrap());
+        h
+    }
+
+    #[test]
+    fn if_match_reads_strong_version_tags_and_refuses_garbage() {
+        assert_eq!(if_match(&HeaderMap::new()).unwrap(), IfMatch::Any);
+        assert_eq!(
+            if_match(&headers(header::IF_MATCH, "*")).unwrap(),
+            IfMatch::Any
+        );
+        assert_eq!(
+            if_match(&headers(header::IF_MATCH, "\"3\"")).unwrap(),
+            IfMatch::Versions(vec![3])
+        );
+        assert_eq!(
+            if_match(&headers(header::IF_MATCH, "\"3\", W/\"4\", \"x\", \"5\"")).unwrap(),
+            IfMatch::Versions(vec![3, 5])
+        );
+        assert!(if_match(&headers(header::IF_MATCH, "3")).is_err());
+    }
+
+    #[test]
+    fn if_none_match_compares_weakly() {
+        assert!(if_none_match(&headers(header::IF_NONE_MATCH, "W/\"2\""), 2));
+        assert!(if_none_match(
+            &headers(header::IF_NONE_MATCH, "\"1\", \"2\""),
+            2
+        ));
+        assert!(!if_none_match(&headers(header::IF_NONE_MATCH, "\"1\""), 2));
+    }
+}

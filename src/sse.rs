@@ -1,0 +1,186 @@
+//! Server-sent event streams, as both the GraphQL endpoint (graphql-sse) and the REST
+//! change stream serve them.
+//!
+//! A stream is bounded like a WebSocket: the response body is produced one event at a
+//! time, only when the connection asks for the next chunk (that is, when the socket can
+//! take more), so a slow client holds at most one event here while its subscription
+//! falls behind the live buffer and later catches up from the change log. Streams are
+//! counted against `--sse-max-streams`, carry a comment line every `--keep-alive`, and
+//! end at server shutdown.
+
+use std::{pin::Pin, sync::Arc, time::Duration};
+
+use axum::{
+    body::{Body, Bytes},
+    http::{HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use futures_util::{Stream, StreamExt};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_util::sync::CancellationToken;
+
+use crate::error::{Error, Result};
+
+/// The media type of event streams.
+pub const EVENT_STREAM: &str = "text/event-stream";
+
+/// One event.
+#[derive(Debug, Clone, Default)]
+pub struct Event {
+    /// `event:`; none for the default `message`.
+    pub name: Option<&'static str>,
+    /// `id:`, which a reconnecting `EventSource` sends back as `Last-Event-ID`.
+    pub id: Option<String>,
+    /// `data:`.
+    pub data: String,
+}
+
+impl Event {
+    /// The event on the wire.
+    fn encode(&self) -> Bytes {
+        let mut out = String::with_capacity(self.data.len() + 32);
+        if let Some(name) = self.name {
+            out.push_str("event: ");
+            out.push_str(name);
+            out.push('\n');
+        }
+        if let Some(id) = &self.id {
+            out.push_str("id: ");
+            out.push_str(id);
+            out.push('\n');
+        }
+        // Every line of the data is its own `data:` field; the client joins them.
+        for line in self.data.split('\n') {
+            out.push_str("data: ");
+            out.push_str(line.trim_end_matches('\r'));
+            out.push('\n');
+        }
+        out.push('\n');
+        Bytes::from(out)
+    }
+}
+
+/// What event streams share: the stream count and the keep-alive.
+#[derive(Clone)]
+pub struct Streams {
+    /// One permit per stream being served.
+    slots: Arc<Semaphore>,
+    /// The limit, for the error message.
+    max: usize,
+    /// Comment-line interval.
+    keep_alive: Duration,
+    /// Streams end when this is cancelled.
+    shutdown: CancellationToken,
+}
+
+/// A place for one stream, held until the stream ends.
+pub struct Slot {
+    /// Returned to the semaphore when the stream ends.
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Streams {
+    /// At most `max` streams at once, with a comment every `keep_alive`, ending on
+    /// `shutdown`.
+    pub fn new(max: usize, keep_alive: Duration, shutdown: CancellationToken) -> Self {
+        Self {
+            slots: Arc::new(Semaphore::new(max)),
+            max,
+            keep_alive: keep_alive.max(Duration::from_millis(10)),
+            shutdown,
+        }
+    }
+
+    /// A place for one more stream, or `TOO_MANY_SUBSCRIPTIONS`.
+    pub fn admit(&self) -> Result<Slot> {
+        Arc::clone(&self.slots)
+            .try_acquire_owned()
+            .map(|permit| Slot { _permit: permit })
+            .map_err(|_| {
+                Error::TooManySubscriptions(format!(
+                    "the server serves at most {} event streams at once",
+                    self.max
+                ))
+            })
+    }
+
+    /// The `200 text/event-stream` response streaming `events`.
+    pub fn respond(
+        &self,
+        slot: Slot,
+        events: impl Stream<Item = Event> + Send + 'static,
+    ) -> Response {
+        let mut keep_alive = tokio::time::interval(self.keep_alive);
+        keep_alive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let state = EventBody {
+            events: Box::pin(events),
+            keep_alive,
+            shutdown: self.shutdown.clone(),
+            opened: false,
+            _slot: slot,
+        };
+        let body = futures_util::stream::unfold(state, |mut s| async move {
+            let chunk = s.next_chunk().await?;
+            Some((Ok::<_, std::convert::Infallible>(chunk), s))
+        });
+        let mut resp = (StatusCode::OK, Body::from_stream(body)).into_response();
+        let headers = resp.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/event-stream; charset=utf-8"),
+        );
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        // Proxies that buffer responses (nginx) would hold events back.
+        headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+        resp
+    }
+}
+
+/// The state of one streaming body.
+struct EventBody {
+    events: Pin<Box<dyn Stream<Item = Event> + Send>>,
+    keep_alive: tokio::time::Interval,
+    shutdown: CancellationToken,
+    opened: bool,
+    _slot: Slot,
+}
+
+impl EventBody {
+    /// The next chunk to write, or `None` to end the response.
+    async fn next_chunk(&mut self) -> Option<Bytes> {
+        if !self.opened {
+            // Some clients and proxies show nothing until the first bytes arrive.
+            self.opened = true;
+            self.keep_alive.reset();
+            return Some(Bytes::from_static(b":\n\n"));
+        }
+        tokio::select! {
+            _ = self.shutdown.cancelled() => None,
+            event = self.events.next() => event.map(|e| e.encode()),
+            _ = self.keep_alive.tick() => Some(Bytes::from_static(b":\n\n")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_encode_every_field_and_split_data_lines() {
+        let e = Event {
+            name: Some("next"),
+            id: Some("c1".into()),
+            data: "{\"a\":1}\n{\"b\":2}".into(),
+        };
+        assert_eq!(
+            &e.encode()[..],
+            b"event: next\nid: c1\ndata: {\"a\":1}\ndata: {\"b\":2}\n\n"
+        );
+        let complete = Event {
+            name: Some("complete"),
+            ..Default::default()
+        };
+        assert_eq!(&complete.encode()[..], b"event: complete\ndata: \n\n");
+    }
+}
