@@ -191,6 +191,29 @@ pub struct Config {
     )]
     pub ws_send_queue: usize,
 
+    /// Require a JWT signed with this HS256 shared secret on every request. Without
+    /// this or `--jwt-public-key-file`, authentication is off (local use only).
+    #[arg(
+        long,
+        env = "RECORDSYNC_JWT_SECRET",
+        hide_env_values = true,
+        global = true
+    )]
+    pub jwt_secret: Option<String>,
+
+    /// Require a JWT signed with the private half of this PEM public key (RSA for
+    /// RS256, EC P-256 for ES256) on every request.
+    #[arg(long, env = "RECORDSYNC_JWT_PUBLIC_KEY_FILE", global = true)]
+    pub jwt_public_key_file: Option<std::path::PathBuf>,
+
+    /// When set, tokens must carry this `iss`.
+    #[arg(long, env = "RECORDSYNC_JWT_ISSUER", global = true)]
+    pub jwt_issuer: Option<String>,
+
+    /// When set, tokens must carry this `aud`.
+    #[arg(long, env = "RECORDSYNC_JWT_AUDIENCE", global = true)]
+    pub jwt_audience: Option<String>,
+
     /// Log format: `pretty` for terminals, `json` (one object per line) for machines.
     #[arg(long, env = "RECORDSYNC_LOG_FORMAT", value_enum, default_value_t = LogFormat::Pretty, global = true)]
     pub log_format: LogFormat,

@@ -77,6 +77,8 @@ pub struct AppState {
     pub shutdown: CancellationToken,
     /// The event streams being served, bounded by `--sse-max-streams`.
     pub streams: Streams,
+    /// Checks credentials (or lets everything through when authentication is off).
+    pub auth: auth::Authenticator,
     /// WebSocket connections and background tasks, awaited at shutdown.
     pub tasks: TaskTracker,
 }
@@ -104,6 +106,7 @@ impl App {
         let schema = graphql::schema::build(store.clone(), &config);
         let shutdown = CancellationToken::new();
         let streams = Streams::new(config.sse_max_streams, config.keep_alive, shutdown.clone());
+        let auth = authenticator(&config)?;
         Ok(Self {
             state: AppState {
                 schema,
@@ -111,6 +114,7 @@ impl App {
                 config: Arc::new(config),
                 shutdown,
                 streams,
+                auth,
                 tasks: TaskTracker::new(),
             },
         })
@@ -161,6 +165,30 @@ impl App {
             tracing::warn!("shutdown grace period over; dropping remaining connections");
         }
         Ok(())
+    }
+}
+
+/// The authenticator `config` asks for; says loudly when there is none.
+fn authenticator(config: &Config) -> anyhow::Result<auth::Authenticator> {
+    let issuer = config.jwt_issuer.as_deref();
+    let audience = config.jwt_audience.as_deref();
+    match (&config.jwt_secret, &config.jwt_public_key_file) {
+        (Some(_), Some(_)) => {
+            anyhow::bail!("give --jwt-secret or --jwt-public-key-file, not both")
+        }
+        (Some(secret), None) => Ok(auth::Authenticator::hs256(
+            secret.as_bytes(),
+            issuer,
+            audience,
+        )),
+        (None, Some(path)) => auth::Authenticator::public_key_file(path, issuer, audience),
+        (None, None) => {
+            tracing::warn!(
+                "AUTHENTICATION IS OFF: anyone who can reach this port can read and change \
+                 every record. Set --jwt-secret or --jwt-public-key-file before exposing it."
+            );
+            Ok(auth::Authenticator::disabled())
+        }
     }
 }
 

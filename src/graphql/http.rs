@@ -130,7 +130,7 @@ pub async fn get(State(state): State<AppState>, req: Request) -> Response {
         .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
     if wants_upgrade {
         return match WebSocketUpgrade::from_request_parts(&mut parts, &state).await {
-            Ok(upgrade) => websocket(state, upgrade),
+            Ok(upgrade) => websocket(state, upgrade, &parts.headers),
             Err(rejection) => rejection.into_response(),
         };
     }
@@ -206,6 +206,10 @@ async fn respond(
     headers: &HeaderMap,
     request: async_graphql::Request,
 ) -> Response {
+    let request = match state.auth.authenticate(authorization(headers)) {
+        Ok(access) => request.data(access),
+        Err(err) => return err.into_graphql_response(),
+    };
     let media = match negotiate(headers, JSON, &[GRAPHQL_RESPONSE, JSON, EVENT_STREAM]) {
         Some(EVENT_STREAM) => return sse::serve(state, request),
         Some(media) => media,
@@ -275,7 +279,8 @@ fn graphiql() -> Html<String> {
     )
 }
 
-fn websocket(state: AppState, upgrade: WebSocketUpgrade) -> Response {
+fn websocket(state: AppState, upgrade: WebSocketUpgrade, headers: &HeaderMap) -> Response {
+    let credential = authorization(headers).map(str::to_owned);
     let config = &state.config;
     let limits = ws::WsLimits {
         init_timeout: config.ws_init_timeout,
@@ -302,6 +307,8 @@ fn websocket(state: AppState, upgrade: WebSocketUpgrade) -> Response {
                         protocol,
                         state.schema.clone(),
                         limits,
+                        state.auth.clone(),
+                        credential,
                         state.shutdown.clone(),
                     )
                     .await;
@@ -310,4 +317,11 @@ fn websocket(state: AppState, upgrade: WebSocketUpgrade) -> Response {
             }
         })
     })
+}
+
+/// The `Authorization` header's value.
+pub fn authorization(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
 }

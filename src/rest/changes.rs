@@ -20,6 +20,7 @@ use serde_json::{Value, json};
 use super::{change_json, parse_limit, query_params};
 use crate::{
     AppState,
+    auth::Access,
     broker::feed,
     error::Result,
     sse::Event,
@@ -35,12 +36,16 @@ struct Params {
 }
 
 impl Params {
-    fn filter(&self) -> Result<ChangeFilter> {
+    /// The filter for a caller with `access`.
+    fn filter(&self, access: &Access) -> Result<ChangeFilter> {
+        access.check_read()?;
         if let Some(c) = &self.collection {
             validate_collection(c)?;
+            access.check_collection(c)?;
         }
         Ok(ChangeFilter {
             collection: self.collection.clone(),
+            allowed: access.collection_list(),
             ..Default::default()
         })
     }
@@ -49,9 +54,9 @@ impl Params {
 /// `GET /api/changes?after=&collection=&limit=`: changes after `after` (from the oldest
 /// retained one without it), oldest first: `{"items", "next", "hasMore"}`. Pass `next`
 /// as `after` in the next poll; it moves past changes the filter skipped.
-pub async fn list(State(state): State<AppState>, req: Request) -> Result<Response> {
+pub async fn list(State(state): State<AppState>, access: Access, req: Request) -> Result<Response> {
     let params: Params = query_params(req.uri())?;
-    let filter = params.filter()?;
+    let filter = params.filter(&access)?;
     let after = params
         .after
         .as_deref()
@@ -72,9 +77,13 @@ pub async fn list(State(state): State<AppState>, req: Request) -> Result<Respons
 
 /// `GET /api/changes/stream?after=&collection=`: the change log as server-sent events,
 /// live after the replay. Without `after` or `Last-Event-ID`, only changes from now on.
-pub async fn stream(State(state): State<AppState>, req: Request) -> Result<Response> {
+pub async fn stream(
+    State(state): State<AppState>,
+    access: Access,
+    req: Request,
+) -> Result<Response> {
     let params: Params = query_params(req.uri())?;
-    let filter = params.filter()?;
+    let filter = params.filter(&access)?;
     let last_event_id = req
         .headers()
         .get("last-event-id")

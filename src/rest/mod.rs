@@ -29,6 +29,21 @@ use crate::{
     store::{Change, cursor},
 };
 
+/// The caller's access, from its `Authorization` header: `UNAUTHENTICATED` (401)
+/// without a valid credential when authentication is on.
+impl axum::extract::FromRequestParts<AppState> for crate::auth::Access {
+    type Rejection = Error;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &AppState,
+    ) -> Result<Self> {
+        state
+            .auth
+            .authenticate(crate::graphql::http::authorization(&parts.headers))
+    }
+}
+
 /// The routes, to be nested under `/api`.
 pub fn router() -> Router<AppState> {
     Router::new()

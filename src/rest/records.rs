@@ -20,6 +20,7 @@ use super::{
 };
 use crate::{
     AppState,
+    auth::Access,
     error::{Error, Result},
     request::{has_media_type, read_body},
     store::{Store, Write, records::PageRequest},
@@ -84,12 +85,17 @@ struct ListParams {
 /// `{"items", "next", "changeCursor"}`. `next` is the `after` of the following page,
 /// null on the last; `changeCursor` is the change-log position the page was read at,
 /// for `GET /api/changes/stream?after=`.
-pub async fn list(State(state): State<AppState>, req: Request) -> Result<Response> {
+pub async fn list(State(state): State<AppState>, access: Access, req: Request) -> Result<Response> {
     let params: ListParams = query_params(req.uri())?;
+    access.check_read()?;
+    if let Some(c) = &params.collection {
+        access.check_collection(c)?;
+    }
     let page = state
         .store
         .records(PageRequest {
             collection: params.collection,
+            allowed: access.collection_list(),
             first: parse_limit(params.limit.as_deref())?,
             after: params.after,
             ..Default::default()
@@ -111,11 +117,19 @@ pub async fn list(State(state): State<AppState>, req: Request) -> Result<Respons
 /// its version.
 pub async fn get(
     State(state): State<AppState>,
+    access: Access,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response> {
     let id = parse_id(&id)?;
-    let record = state.store.record(id).await?.ok_or(Error::NotFound(id))?;
+    access.check_read()?;
+    // A record the token may not see is indistinguishable from a missing one.
+    let record = state
+        .store
+        .record(id)
+        .await?
+        .filter(|r| access.allows(&r.collection))
+        .ok_or(Error::NotFound(id))?;
     if if_none_match(&headers, record.version) {
         let mut resp = StatusCode::NOT_MODIFIED.into_response();
         resp.headers_mut()
@@ -136,12 +150,16 @@ struct CreateBody {
 
 /// `POST /api/records` with `{"id"?, "collection", "data"}`: 201 with `Location` and
 /// `ETag`; 409 `ALREADY_EXISTS` if the id is taken.
-pub async fn create(State(state): State<AppState>, req: Request) -> Result<Response> {
+pub async fn create(
+    State(state): State<AppState>,
+    access: Access,
+    req: Request,
+) -> Result<Response> {
     let (parts, body) = req.into_parts();
     let body: CreateBody = json_body(&state, &parts.headers, body, &[JSON]).await?;
     let record = state
         .store
-        .create(body.id, body.collection, body.data)
+        .create_as(&access, body.id, body.collection, body.data)
         .await?;
     let mut resp = with_etag(StatusCode::CREATED, &record);
     if let Ok(location) = HeaderValue::from_str(&format!("/api/records/{}", record.id)) {
@@ -160,6 +178,7 @@ struct ReplaceBody {
 /// `PUT /api/records/{id}` with `{"data"}`: replaces the record's data.
 pub async fn replace(
     State(state): State<AppState>,
+    access: Access,
     Path(id): Path<String>,
     req: Request,
 ) -> Result<Response> {
@@ -169,7 +188,8 @@ pub async fn replace(
     let expected_version = expected_version(&state.store, id, &parts.headers).await?;
     let record = state
         .store
-        .apply(
+        .apply_as(
+            &access,
             id,
             Write::Replace {
                 data: body.data,
@@ -184,6 +204,7 @@ pub async fn replace(
 /// `application/merge-patch+json` (or `application/json`).
 pub async fn patch(
     State(state): State<AppState>,
+    access: Access,
     Path(id): Path<String>,
     req: Request,
 ) -> Result<Response> {
@@ -193,7 +214,8 @@ pub async fn patch(
     let expected_version = expected_version(&state.store, id, &parts.headers).await?;
     let record = state
         .store
-        .apply(
+        .apply_as(
+            &access,
             id,
             Write::Patch {
                 patch,
@@ -207,6 +229,7 @@ pub async fn patch(
 /// `DELETE /api/records/{id}`: deletes the record and answers with its last state.
 pub async fn delete(
     State(state): State<AppState>,
+    access: Access,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response> {
@@ -214,7 +237,7 @@ pub async fn delete(
     let expected_version = expected_version(&state.store, id, &headers).await?;
     let record = state
         .store
-        .apply(id, Write::Delete { expected_version })
+        .apply_as(&access, id, Write::Delete { expected_version })
         .await?;
     Ok((StatusCode::OK, Json(record_json(&record))).into_response())
 }

@@ -5,6 +5,7 @@
 
 mod helpers;
 
+mod auth;
 mod graphql_over_http;
 mod graphql_ws_client;
 mod http;

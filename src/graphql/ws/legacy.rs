@@ -24,8 +24,11 @@ pub const PROTOCOL: &str = "graphql-ws";
 #[derive(Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 enum ClientMessage {
-    /// Its `payload` (connection parameters) is accepted and not used.
-    ConnectionInit {},
+    /// Its `payload` (connection parameters) may carry `Authorization`.
+    ConnectionInit {
+        #[serde(default)]
+        payload: Option<Value>,
+    },
     Start {
         id: String,
         payload: Box<Request>,
@@ -64,9 +67,11 @@ pub(super) async fn handle(conn: &mut Connection, raw: &[u8]) -> Result<(), Clos
         }
     };
     match msg {
-        ClientMessage::ConnectionInit {} => {
-            // The reference server acknowledges a repeated `connection_init` again.
+        ClientMessage::ConnectionInit { payload } => {
+            // The reference server acknowledges a repeated `connection_init` again (with
+            // a fresh token, that renews the connection's access).
             conn.init_received = true;
+            conn.authenticate(payload.as_ref())?;
             conn.acknowledged = true;
             conn.send(json!({"type": "connection_ack"})).await;
             conn.send(json!({"type": "ka"})).await;

@@ -35,6 +35,7 @@ use tokio::{
 use tokio_util::sync::CancellationToken;
 
 use super::AppSchema;
+use crate::auth::{Access, Authenticator};
 
 /// The subprotocols served, in the order the server prefers them.
 pub const PROTOCOLS: [&str; 2] = [transport::PROTOCOL, legacy::PROTOCOL];
@@ -142,6 +143,13 @@ pub(crate) struct Connection {
     out: mpsc::Sender<Message>,
     init_received: bool,
     acknowledged: bool,
+    /// Checks the credential of `connection_init` (or of the upgrade request).
+    auth: Authenticator,
+    /// The upgrade request's `Authorization` header, used when `connection_init`
+    /// carries none.
+    header_credential: Option<String>,
+    /// What the connection may do, once `connection_init` authenticated it.
+    access: Option<Access>,
     /// Running operations by id, with a generation so a finished task cannot remove
     /// a newer operation that reused its id.
     operations: HashMap<String, (u64, AbortHandle)>,
@@ -151,11 +159,14 @@ pub(crate) struct Connection {
 
 /// Serves one connection speaking `protocol` until either side closes it, the client
 /// stops answering, or `shutdown` fires.
+#[allow(clippy::too_many_arguments)]
 pub async fn serve(
     socket: WebSocket,
     protocol: Protocol,
     schema: AppSchema,
     limits: WsLimits,
+    auth: Authenticator,
+    header_credential: Option<String>,
     shutdown: CancellationToken,
 ) {
     let (mut sink, mut incoming) = socket.split();
@@ -185,6 +196,9 @@ pub async fn serve(
         out,
         init_received: false,
         acknowledged: false,
+        auth,
+        header_credential,
+        access: None,
         operations: HashMap::new(),
         generation: 0,
         tasks: JoinSet::new(),
@@ -197,6 +211,9 @@ pub async fn serve(
                 break End::Close(Close::new(4408, "Connection initialisation timeout"));
             }
             _ = &mut dead => break End::Dead,
+            _ = until(conn.expires_at()) => {
+                break End::Close(Close::new(4403, "Forbidden: the token expired"));
+            }
             _ = keep_alive.tick() => conn.keep_alive(),
             Some(done) = conn.tasks.join_next(), if !conn.tasks.is_empty() => {
                 if let Ok((id, generation)) = done
@@ -276,6 +293,31 @@ impl Connection {
         handled.map_err(End::Close)
     }
 
+    /// Authenticates `connection_init`: the credential in its payload's
+    /// `Authorization` (`"Bearer …"`), else the upgrade request's header. A bad one
+    /// closes the connection with 4403 before anything is sent.
+    fn authenticate(&mut self, payload: Option<&Value>) -> Result<(), Close> {
+        let from_payload = payload
+            .and_then(|p| p.get("Authorization").or_else(|| p.get("authorization")))
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        let credential = from_payload.or_else(|| self.header_credential.clone());
+        match self.auth.authenticate(credential.as_deref()) {
+            Ok(access) => {
+                self.access = Some(access);
+                Ok(())
+            }
+            Err(err) => Err(Close::new(4403, format!("Forbidden: {err}"))),
+        }
+    }
+
+    /// When the connection's credential expires, if it does.
+    fn expires_at(&self) -> Option<tokio::time::Instant> {
+        let at = self.access.as_ref()?.expires_at?;
+        let left = (at - chrono::Utc::now()).to_std().unwrap_or_default();
+        Some(tokio::time::Instant::now() + left)
+    }
+
     /// A WebSocket ping, and on the legacy protocol a `ka`. Never waits: when the
     /// queue is full the client is not reading, and a ping would not help.
     fn keep_alive(&self) {
@@ -328,6 +370,7 @@ impl Connection {
         let schema = self.schema.clone();
         let out = self.out.clone();
         let protocol = self.protocol;
+        let request = request.data(self.access.clone().unwrap_or_else(Access::full));
         let task_id = id.clone();
         let handle = self.tasks.spawn(async move {
             let id = task_id;
@@ -360,4 +403,12 @@ pub fn is_request_error(response: &Response) -> bool {
     response.is_err()
         && matches!(response.data, async_graphql::Value::Null)
         && response.errors.iter().all(|e| e.path.is_empty())
+}
+
+/// Resolves at `at`, never without one.
+async fn until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
 }

@@ -56,6 +56,7 @@ pub(super) async fn handle(conn: &mut Connection, raw: &[u8]) -> Result<(), Clos
                 ));
             }
             conn.init_received = true;
+            conn.authenticate(payload.as_ref())?;
             conn.acknowledged = true;
             conn.send(json!({"type": "connection_ack"})).await;
         }

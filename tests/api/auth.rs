@@ -1,0 +1,329 @@
+//! Authentication and per-collection access through every transport.
+
+use std::time::Duration;
+
+use jsonwebtoken::{EncodingKey, Header, encode};
+use serde_json::{Value, json};
+
+use super::helpers::{TestApp, WsClient, error_code, spawn_app_with};
+
+const SECRET: &str = "test-secret-0123456789";
+
+async fn secured() -> TestApp {
+    spawn_app_with(|c| {
+        c.jwt_secret = Some(SECRET.to_owned());
+        c.jwt_audience = Some("recordsync".to_owned());
+    })
+    .await
+}
+
+/// A token valid for `seconds` with `scope` and optionally limited `collections`.
+fn token(scope: &str, collections: Option<&[&str]>, seconds: i64) -> String {
+    let mut claims = json!({
+        "exp": chrono::Utc::now().timestamp() + seconds,
+        "aud": "recordsync",
+        "scope": scope,
+    });
+    if let Some(c) = collections {
+        claims["collections"] = json!(c);
+    }
+    encode(
+        &Header::default(),
+        &claims,
+        &EncodingKey::from_secret(SECRET.as_bytes()),
+    )
+    .unwrap()
+}
+
+fn bearer(token: &str) -> String {
+    format!("Bearer {token}")
+}
+
+async fn gql_as(app: &TestApp, token: &str, query: &str, variables: Value) -> (u16, Value) {
+    let resp = app
+        .http
+        .post(app.url())
+        .header("authorization", bearer(token))
+        .json(&json!({"query": query, "variables": variables}))
+        .send()
+        .await
+        .unwrap();
+    (resp.status().as_u16(), resp.json().await.unwrap())
+}
+
+async fn create_as(app: &TestApp, token: &str, collection: &str, data: Value) -> Value {
+    let (status, body) = gql_as(
+        app,
+        token,
+        "mutation($c: String!, $d: JSON!) { createRecord(input: {collection: $c, data: $d}) { id collection } }",
+        json!({"c": collection, "d": data}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.get("errors").is_none(), "{body}");
+    body["data"]["createRecord"].clone()
+}
+
+/// Opens a `graphql-transport-ws` connection whose `connection_init` carries `payload`.
+async fn ws_with(app: &TestApp, payload: Value) -> WsClient {
+    let mut ws = WsClient::connect_raw(app, Some("graphql-transport-ws")).await;
+    ws.send(json!({"type": "connection_init", "payload": payload}))
+        .await;
+    ws
+}
+
+#[tokio::test]
+async fn without_a_valid_token_every_transport_is_unauthenticated() {
+    let app = secured().await;
+    let expired = token("read write", None, -10);
+    let wrong_secret = encode(
+        &Header::default(),
+        &json!({"exp": chrono::Utc::now().timestamp() + 60, "aud": "recordsync", "scope": "read"}),
+        &EncodingKey::from_secret(b"another secret"),
+    )
+    .unwrap();
+    let wrong_audience = encode(
+        &Header::default(),
+        &json!({"exp": chrono::Utc::now().timestamp() + 60, "aud": "elsewhere", "scope": "read"}),
+        &EncodingKey::from_secret(SECRET.as_bytes()),
+    )
+    .unwrap();
+    for auth in [
+        None,
+        Some(bearer(&expired)),
+        Some(bearer(&wrong_secret)),
+        Some(bearer(&wrong_audience)),
+        Some("Basic eDp5".into()),
+    ] {
+        let mut post = app
+            .http
+            .post(app.url())
+            .json(&json!({"query": "{ records { totalCount } }"}));
+        let mut rest = app.http.get(app.api("/records"));
+        if let Some(a) = &auth {
+            post = post.header("authorization", a);
+            rest = rest.header("authorization", a);
+        }
+        let resp = post.send().await.unwrap();
+        assert_eq!(resp.status(), 401, "{auth:?}");
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(error_code(&body), "UNAUTHENTICATED", "{body}");
+        let resp = rest.send().await.unwrap();
+        assert_eq!(resp.status(), 401);
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "UNAUTHENTICATED", "{body}");
+
+        let payload = match &auth {
+            Some(a) => json!({"Authorization": a}),
+            None => json!({}),
+        };
+        let mut ws = ws_with(&app, payload).await;
+        let (code, _) = ws.expect_close().await;
+        assert_eq!(code, 4403, "{auth:?}");
+    }
+    // Nothing was written and the server answers a good token.
+    let good = token("read", None, 60);
+    let (status, body) = gql_as(&app, &good, "{ records { totalCount } }", json!({})).await;
+    assert_eq!(
+        (status, body["data"]["records"]["totalCount"].clone()),
+        (200, json!(0))
+    );
+}
+
+#[tokio::test]
+async fn scopes_decide_reading_and_writing() {
+    let app = secured().await;
+    let reader = token("read", None, 60);
+    let writer = token("write", None, 60);
+    let (_, body) = gql_as(
+        &app,
+        &reader,
+        "mutation { createRecord(input: {collection: \"a\", data: {}}) { id } }",
+        json!({}),
+    )
+    .await;
+    assert_eq!(error_code(&body), "FORBIDDEN", "{body}");
+    let resp = app
+        .http
+        .post(app.api("/records"))
+        .header("authorization", bearer(&reader))
+        .json(&json!({"collection": "a", "data": {}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 403);
+    let created = create_as(&app, &writer, "a", json!({"n": 1})).await;
+    let (_, body) = gql_as(&app, &writer, "{ records { totalCount } }", json!({})).await;
+    assert_eq!(error_code(&body), "FORBIDDEN", "{body}");
+    let (_, body) = gql_as(
+        &app,
+        &reader,
+        "query($id: UUID!) { record(id: $id) { id } }",
+        json!({"id": created["id"]}),
+    )
+    .await;
+    assert_eq!(body["data"]["record"]["id"], created["id"]);
+}
+
+#[tokio::test]
+async fn a_collection_limited_token_sees_and_changes_only_its_collections() {
+    let app = secured().await;
+    let admin = token("read write", None, 60);
+    let todos_only = token("read write", Some(&["todos"]), 60);
+    let todo = create_as(&app, &admin, "todos", json!({"t": 1})).await;
+    let note = create_as(&app, &admin, "notes", json!({"n": 1})).await;
+
+    // Lists hold only allowed collections; naming another is forbidden.
+    let (_, body) = gql_as(
+        &app,
+        &todos_only,
+        "{ records { totalCount nodes { collection } } }",
+        json!({}),
+    )
+    .await;
+    assert_eq!(body["data"]["records"]["totalCount"], 1, "{body}");
+    assert_eq!(body["data"]["records"]["nodes"][0]["collection"], "todos");
+    let (_, body) = gql_as(
+        &app,
+        &todos_only,
+        "{ records(collection: \"notes\") { totalCount } }",
+        json!({}),
+    )
+    .await;
+    assert_eq!(error_code(&body), "FORBIDDEN");
+    let (_, body) = gql_as(
+        &app,
+        &todos_only,
+        "{ changes { nodes { record { collection } } } }",
+        json!({}),
+    )
+    .await;
+    assert_eq!(
+        body["data"]["changes"]["nodes"].as_array().unwrap().len(),
+        1,
+        "{body}"
+    );
+    // A forbidden record looks missing, to reads and writes alike.
+    let (_, body) = gql_as(
+        &app,
+        &todos_only,
+        "query($id: UUID!) { record(id: $id) { id } }",
+        json!({"id": note["id"]}),
+    )
+    .await;
+    assert_eq!(body["data"]["record"], Value::Null);
+    let (_, body) = gql_as(
+        &app,
+        &todos_only,
+        "mutation($id: UUID!) { deleteRecord(id: $id) { id } }",
+        json!({"id": note["id"]}),
+    )
+    .await;
+    assert_eq!(error_code(&body), "NOT_FOUND");
+    let resp = app
+        .http
+        .get(app.api(&format!("/records/{}", note["id"].as_str().unwrap())))
+        .header("authorization", bearer(&todos_only))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 404);
+    let (_, body) = gql_as(
+        &app,
+        &todos_only,
+        "mutation { createRecord(input: {collection: \"notes\", data: {}}) { id } }",
+        json!({}),
+    )
+    .await;
+    assert_eq!(error_code(&body), "FORBIDDEN");
+    // Its own collection works.
+    let (_, body) = gql_as(
+        &app,
+        &todos_only,
+        "mutation($id: UUID!) { patchRecord(id: $id, patch: {t: 2}) { version } }",
+        json!({"id": todo["id"]}),
+    )
+    .await;
+    assert_eq!(body["data"]["patchRecord"]["version"], 2, "{body}");
+}
+
+#[tokio::test]
+async fn a_collection_limited_subscriber_never_sees_another_collection() {
+    let app = secured().await;
+    let admin = token("read write", None, 60);
+    let mut ws = ws_with(
+        &app,
+        json!({"Authorization": bearer(&token("read", Some(&["todos"]), 60))}),
+    )
+    .await;
+    assert_eq!(ws.recv().await["type"], "connection_ack");
+    ws.subscribe_changes("all", "").await;
+    ws.subscribe_changes("notes", "(collection: \"notes\")")
+        .await;
+    assert_eq!(ws.operation_error_code("notes").await, "FORBIDDEN");
+    app.wait_for_receivers(1).await;
+    for i in 0..5 {
+        create_as(&app, &admin, "notes", json!({"i": i})).await;
+        create_as(&app, &admin, "todos", json!({"i": i})).await;
+    }
+    let events = ws.next_changes("all", 5).await;
+    assert!(
+        events.iter().all(|e| e["record"]["collection"] == "todos"),
+        "{events:?}"
+    );
+    ws.expect_silence().await;
+}
+
+#[tokio::test]
+async fn the_upgrade_request_header_authenticates_a_socket_too() {
+    let app = secured().await;
+    let mut req = tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
+        app.ws_url(),
+    )
+    .unwrap();
+    req.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        "graphql-transport-ws".parse().unwrap(),
+    );
+    req.headers_mut().insert(
+        "Authorization",
+        bearer(&token("read", None, 60)).parse().unwrap(),
+    );
+    let (mut socket, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+    use futures_util::{SinkExt, StreamExt};
+    socket
+        .send(tokio_tungstenite::tungstenite::Message::Text(
+            json!({"type": "connection_init"}).to_string().into(),
+        ))
+        .await
+        .unwrap();
+    let msg = tokio::time::timeout(super::helpers::ARRIVE, socket.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(msg.to_text().unwrap().contains("connection_ack"), "{msg:?}");
+}
+
+#[tokio::test]
+async fn a_socket_is_closed_with_4403_when_its_token_expires() {
+    let app = secured().await;
+    let mut ws = ws_with(
+        &app,
+        json!({"Authorization": bearer(&token("read", None, 2))}),
+    )
+    .await;
+    assert_eq!(ws.recv().await["type"], "connection_ack");
+    ws.subscribe_changes("s", "").await;
+    let started = std::time::Instant::now();
+    let (code, reason) = ws.expect_close().await;
+    assert_eq!(code, 4403, "{reason}");
+    assert!(started.elapsed() < Duration::from_secs(4));
+    // A fresh token reconnects.
+    let mut again = ws_with(
+        &app,
+        json!({"Authorization": bearer(&token("read", None, 60))}),
+    )
+    .await;
+    assert_eq!(again.recv().await["type"], "connection_ack");
+}
