@@ -214,6 +214,66 @@ pub struct Config {
     #[arg(long, env = "RECORDSYNC_JWT_AUDIENCE", global = true)]
     pub jwt_audience: Option<String>,
 
+    /// Let browsers send credentials (cookies, HTTP authentication) cross-origin to the
+    /// origins of `--cors-origins`; not allowed with `*`.
+    #[arg(long, env = "RECORDSYNC_CORS_ALLOW_CREDENTIALS", global = true)]
+    pub cors_allow_credentials: bool,
+
+    /// Turn off GraphQL introspection (`__schema`, `__type`), so a client cannot list
+    /// the schema. On by default: GraphiQL and code generators need it.
+    #[arg(long, env = "RECORDSYNC_NO_INTROSPECTION", global = true)]
+    pub no_introspection: bool,
+
+    /// Most aliased fields one GraphQL document may contain; more is refused with
+    /// `LIMIT_EXCEEDED` (aliases multiply the work of one request).
+    #[arg(
+        long,
+        env = "RECORDSYNC_MAX_ALIASES",
+        default_value_t = 30,
+        global = true
+    )]
+    pub max_aliases: usize,
+
+    /// Open WebSocket connections the server accepts in total; more get 429
+    /// `TOO_MANY_CONNECTIONS`.
+    #[arg(
+        long,
+        env = "RECORDSYNC_WS_MAX_CONNECTIONS",
+        default_value_t = 10_000,
+        global = true
+    )]
+    pub ws_max_connections: usize,
+
+    /// Open WebSocket connections from one client address (behind a proxy, the proxy's
+    /// address); more get 429 `TOO_MANY_CONNECTIONS`.
+    #[arg(
+        long,
+        env = "RECORDSYNC_WS_MAX_CONNECTIONS_PER_ADDRESS",
+        default_value_t = 100,
+        global = true
+    )]
+    pub ws_max_connections_per_address: usize,
+
+    /// Messages per second a WebSocket client may send (bursts up to this many); a
+    /// client sending faster is closed with 1008.
+    #[arg(
+        long,
+        env = "RECORDSYNC_WS_MAX_MESSAGES_PER_SECOND",
+        default_value_t = 100,
+        global = true
+    )]
+    pub ws_max_messages_per_second: u32,
+
+    /// Entries kept for Apollo Automatic Persisted Queries (hash → parsed document);
+    /// 0 turns persisted queries off.
+    #[arg(
+        long,
+        env = "RECORDSYNC_APQ_CACHE_SIZE",
+        default_value_t = 1000,
+        global = true
+    )]
+    pub apq_cache_size: usize,
+
     /// Log format: `pretty` for terminals, `json` (one object per line) for machines.
     #[arg(long, env = "RECORDSYNC_LOG_FORMAT", value_enum, default_value_t = LogFormat::Pretty, global = true)]
     pub log_format: LogFormat,

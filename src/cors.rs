@@ -27,19 +27,30 @@ pub fn parse_origin(value: &str) -> Result<String, String> {
     }
 }
 
-/// The layer for `origins`, or none when no other origin is allowed.
-pub fn layer(origins: &[String]) -> Option<CorsLayer> {
-    if origins.is_empty() {
-        return None;
+/// Refuses settings browsers would reject: credentials with any origin.
+pub fn check(origins: &[String], allow_credentials: bool) -> Result<(), String> {
+    if allow_credentials && origins.iter().any(|o| o == "*") {
+        return Err("--cors-allow-credentials needs explicit --cors-origins, not `*`".into());
     }
-    let allow_origin = if origins.iter().any(|o| o == "*") {
+    Ok(())
+}
+
+/// The layer for `origins` (checked with [`check`]). Without origins: in local mode
+/// (authentication off) any origin may call without credentials, so a front-end dev
+/// server just works; otherwise none, and only same-origin pages may call.
+pub fn layer(origins: &[String], allow_credentials: bool, local: bool) -> Option<CorsLayer> {
+    let allow_origin = if origins.iter().any(|o| o == "*") || (origins.is_empty() && local) {
         AllowOrigin::any()
+    } else if origins.is_empty() {
+        return None;
     } else {
         AllowOrigin::list(origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()))
     };
+    let credentials = allow_credentials && !origins.is_empty() && !origins.iter().any(|o| o == "*");
     Some(
         CorsLayer::new()
             .allow_origin(allow_origin)
+            .allow_credentials(credentials)
             .allow_methods([
                 Method::GET,
                 Method::POST,
@@ -52,9 +63,16 @@ pub fn layer(origins: &[String]) -> Option<CorsLayer> {
                 header::ACCEPT,
                 header::IF_MATCH,
                 header::IF_NONE_MATCH,
+                header::AUTHORIZATION,
                 HeaderName::from_static("last-event-id"),
+                HeaderName::from_static("x-request-id"),
             ])
-            .expose_headers([header::ETAG, header::LOCATION, header::ALLOW])
+            .expose_headers([
+                header::ETAG,
+                header::LOCATION,
+                header::ALLOW,
+                HeaderName::from_static("x-request-id"),
+            ])
             .max_age(Duration::from_secs(600)),
     )
 }

@@ -78,6 +78,10 @@ pub enum Error {
     /// it may. Code `TOO_MANY_SUBSCRIPTIONS`, 429.
     #[error("{0}")]
     TooManySubscriptions(String),
+    /// The server (or this client address) has as many WebSocket connections open as it
+    /// may. Code `TOO_MANY_CONNECTIONS`, 429.
+    #[error("{0}")]
+    TooManyConnections(String),
     /// The database cannot be reached right now. Code `SERVICE_UNAVAILABLE`, 503: retry.
     #[error("the database is unavailable; retry shortly")]
     Unavailable(#[source] sea_orm::DbErr),
@@ -121,6 +125,7 @@ impl Error {
             Self::PayloadTooLarge(_) => "PAYLOAD_TOO_LARGE",
             Self::UnsupportedMediaType(_) => "UNSUPPORTED_MEDIA_TYPE",
             Self::TooManySubscriptions(_) => "TOO_MANY_SUBSCRIPTIONS",
+            Self::TooManyConnections(_) => "TOO_MANY_CONNECTIONS",
             Self::Database(_) | Self::Internal(_) => "INTERNAL_SERVER_ERROR",
         }
     }
@@ -137,7 +142,9 @@ impl Error {
             Self::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Self::TooManySubscriptions(_) => StatusCode::TOO_MANY_REQUESTS,
+            Self::TooManySubscriptions(_) | Self::TooManyConnections(_) => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             Self::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,

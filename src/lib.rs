@@ -79,6 +79,8 @@ pub struct AppState {
     pub streams: Streams,
     /// Checks credentials (or lets everything through when authentication is off).
     pub auth: auth::Authenticator,
+    /// Open WebSocket connections, bounded in total and per client address.
+    pub connections: graphql::ws::Connections,
     /// WebSocket connections and background tasks, awaited at shutdown.
     pub tasks: TaskTracker,
 }
@@ -107,6 +109,12 @@ impl App {
         let shutdown = CancellationToken::new();
         let streams = Streams::new(config.sse_max_streams, config.keep_alive, shutdown.clone());
         let auth = authenticator(&config)?;
+        cors::check(&config.cors_origins, config.cors_allow_credentials)
+            .map_err(anyhow::Error::msg)?;
+        let connections = graphql::ws::Connections::new(
+            config.ws_max_connections,
+            config.ws_max_connections_per_address,
+        );
         Ok(Self {
             state: AppState {
                 schema,
@@ -115,6 +123,7 @@ impl App {
                 shutdown,
                 streams,
                 auth,
+                connections,
                 tasks: TaskTracker::new(),
             },
         })
@@ -153,7 +162,8 @@ impl App {
         let token = state.shutdown.clone();
         let grace = state.config.shutdown_grace;
         let tasks = state.tasks.clone();
-        axum::serve(listener, router(state))
+        let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+        axum::serve(listener, app)
             .with_graceful_shutdown(async move {
                 shutdown.await;
                 tracing::info!("shutting down");
@@ -205,7 +215,11 @@ pub async fn run(
 /// that take one (see [`request::read_body`]), so that a body over the limit is refused
 /// in each API's own error shape.
 pub fn router(state: AppState) -> Router {
-    let cors = cors::layer(&state.config.cors_origins);
+    let cors = cors::layer(
+        &state.config.cors_origins,
+        state.config.cors_allow_credentials,
+        !state.auth.enabled(),
+    );
     let routes = Router::new()
         .route("/", get(|| async { Redirect::temporary("/graphql") }))
         .route(

@@ -65,8 +65,13 @@ async fn read_post(state: &AppState, parts: &Parts, body: Body) -> Result<async_
             "the body must be a JSON object with a `query`",
         ));
     };
+    let persisted = params
+        .get("extensions")
+        .is_some_and(|e| e.get("persistedQuery").is_some());
     let query = match params.remove("query") {
         Some(Value::String(q)) => q,
+        // Apollo's persisted queries send only the hash once the server knows it.
+        None | Some(Value::Null) if persisted => String::new(),
         None | Some(Value::Null) => return Err(Error::bad_request("`query` is required")),
         Some(_) => return Err(Error::bad_request("`query` must be a string")),
     };
@@ -130,7 +135,7 @@ pub async fn get(State(state): State<AppState>, req: Request) -> Response {
         .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
     if wants_upgrade {
         return match WebSocketUpgrade::from_request_parts(&mut parts, &state).await {
-            Ok(upgrade) => websocket(state, upgrade, &parts.headers),
+            Ok(upgrade) => websocket(state, upgrade, &parts),
             Err(rejection) => rejection.into_response(),
         };
     }
@@ -156,6 +161,12 @@ pub async fn get(State(state): State<AppState>, req: Request) -> Response {
             allow: "POST",
         }
         .into_graphql_response();
+    }
+    // A persisted query's document is only known after the cache lookup, so the schema
+    // checks again.
+    let mut request = request.data(super::limits::QueriesOnly);
+    if let Some(name) = request.operation_name.clone() {
+        request = request.data(super::limits::OperationName(name));
     }
     respond(&state, &parts.headers, request).await
 }
@@ -184,9 +195,16 @@ fn parse_get(uri: &axum::http::Uri) -> Result<async_graphql::Request> {
     let params = axum::extract::Query::<GetParams>::try_from_uri(uri)
         .map_err(|e| Error::bad_request(format!("invalid query string: {e}")))?
         .0;
-    let query = params
-        .query
-        .ok_or_else(|| Error::bad_request("the `query` parameter is required"))?;
+    let persisted = params
+        .extensions
+        .as_deref()
+        .is_some_and(|e| e.contains("persistedQuery"));
+    let query = match params.query {
+        Some(q) => q,
+        // Apollo's persisted queries send only the hash once the server knows it.
+        None if persisted => String::new(),
+        None => return Err(Error::bad_request("the `query` parameter is required")),
+    };
     let json = |name: &str, text: Option<String>| -> Result<Option<Value>> {
         text.map(|t| {
             serde_json::from_str(&t)
@@ -279,8 +297,16 @@ fn graphiql() -> Html<String> {
     )
 }
 
-fn websocket(state: AppState, upgrade: WebSocketUpgrade, headers: &HeaderMap) -> Response {
-    let credential = authorization(headers).map(str::to_owned);
+fn websocket(state: AppState, upgrade: WebSocketUpgrade, parts: &Parts) -> Response {
+    let credential = authorization(&parts.headers).map(str::to_owned);
+    let address = parts
+        .extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map_or(std::net::IpAddr::from([0, 0, 0, 0]), |c| c.0.ip());
+    let slot = match state.connections.admit(address) {
+        Ok(slot) => slot,
+        Err(err) => return err.into_graphql_response(),
+    };
     let config = &state.config;
     let limits = ws::WsLimits {
         init_timeout: config.ws_init_timeout,
@@ -288,6 +314,7 @@ fn websocket(state: AppState, upgrade: WebSocketUpgrade, headers: &HeaderMap) ->
         send_queue: config.ws_send_queue,
         keep_alive: config.keep_alive,
         dead_timeout: config.ws_dead_timeout,
+        max_messages_per_second: config.ws_max_messages_per_second,
     };
     let upgrade = upgrade
         .protocols(ws::PROTOCOLS)
@@ -300,6 +327,7 @@ fn websocket(state: AppState, upgrade: WebSocketUpgrade, headers: &HeaderMap) ->
     let tasks = state.tasks.clone();
     upgrade.on_upgrade(move |socket| {
         tasks.track_future(async move {
+            let _slot = slot;
             match protocol {
                 Some(protocol) => {
                     ws::serve(

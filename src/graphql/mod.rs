@@ -11,8 +11,10 @@
 //!   `graphql-ws`.
 //! - [`sse`]: subscriptions (and any operation) over server-sent events (graphql-sse).
 //! - [`metrics`]: counting operations.
+//! - [`limits`]: the alias limit.
 
 pub mod http;
+pub mod limits;
 pub mod metrics;
 pub mod mutation;
 pub mod query;

@@ -1,6 +1,9 @@
 //! Building the schema.
 
-use async_graphql::Schema;
+use async_graphql::{
+    Schema,
+    extensions::apollo_persisted_queries::{ApolloPersistedQueries, LruCacheStorage},
+};
 
 use super::{mutation::MutationRoot, query::QueryRoot, subscription::SubscriptionRoot};
 use crate::{config::Config, store::Store};
@@ -10,12 +13,21 @@ pub type AppSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
 
 /// The schema serving `store`, with the query limits of `config`.
 pub fn build(store: Store, config: &Config) -> AppSchema {
-    Schema::build(QueryRoot, MutationRoot, SubscriptionRoot)
+    let mut builder = Schema::build(QueryRoot, MutationRoot, SubscriptionRoot)
         .data(store)
         .limit_depth(config.max_query_depth)
         .limit_complexity(config.max_query_complexity)
-        .extension(super::metrics::OperationMetrics)
-        .finish()
+        .extension(super::limits::AliasLimit(config.max_aliases))
+        .extension(super::metrics::OperationMetrics);
+    if config.apq_cache_size > 0 {
+        builder = builder.extension(ApolloPersistedQueries::new(LruCacheStorage::new(
+            config.apq_cache_size,
+        )));
+    }
+    if config.no_introspection {
+        builder = builder.disable_introspection();
+    }
+    builder.finish()
 }
 
 /// The schema in SDL, for `recordsync schema`.

@@ -195,6 +195,7 @@ async fn queries_deeper_or_more_complex_than_allowed_are_refused() {
     let app = spawn_app_with(|c| {
         c.max_query_depth = 6;
         c.max_query_complexity = 50;
+        c.max_aliases = 100;
     })
     .await;
     let nested = |depth: usize| {
@@ -395,15 +396,64 @@ async fn pages_from_an_allowed_origin_may_call_graphql_and_rest() {
 }
 
 #[tokio::test]
-async fn without_cors_origins_no_other_origin_is_allowed() {
-    let app = spawn_app().await;
-    let resp = app
+async fn without_cors_origins_only_local_mode_lets_other_origins_in() {
+    // Local mode (authentication off): any origin, never with credentials.
+    let local = spawn_app().await;
+    let resp = local
         .http
-        .get(app.api("/records"))
+        .get(local.api("/records"))
         .header("origin", "http://localhost:3000")
         .send()
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["access-control-allow-origin"], "*");
+    assert!(
+        resp.headers()
+            .get("access-control-allow-credentials")
+            .is_none()
+    );
+
+    // With authentication on, no other origin unless configured.
+    let secured = spawn_app_with(|c| c.jwt_secret = Some("s".repeat(32))).await;
+    let resp = secured
+        .http
+        .get(secured.api("/records"))
+        .header("origin", "http://localhost:3000")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
     assert!(resp.headers().get("access-control-allow-origin").is_none());
+
+    // Explicit origins with credentials.
+    let origin = "https://app.example";
+    let configured = spawn_app_with(|c| {
+        c.jwt_secret = Some("s".repeat(32));
+        c.cors_origins = vec![origin.to_owned()];
+        c.cors_allow_credentials = true;
+    })
+    .await;
+    let preflight = configured
+        .http
+        .request(reqwest::Method::OPTIONS, configured.url())
+        .header("origin", origin)
+        .header("access-control-request-method", "POST")
+        .header(
+            "access-control-request-headers",
+            "authorization,content-type",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(preflight.headers()["access-control-allow-origin"], origin);
+    assert_eq!(
+        preflight.headers()["access-control-allow-credentials"],
+        "true"
+    );
+    let allowed = preflight.headers()["access-control-allow-headers"]
+        .to_str()
+        .unwrap()
+        .to_lowercase();
+    assert!(allowed.contains("authorization"), "{allowed}");
 }

@@ -10,6 +10,7 @@ mod graphql_over_http;
 mod graphql_ws_client;
 mod http;
 mod legacy_ws;
+mod limits;
 mod mutations;
 mod protocol;
 mod queries;

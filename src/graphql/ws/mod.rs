@@ -21,7 +21,7 @@
 pub mod legacy;
 pub mod transport;
 
-use std::{collections::HashMap, time::Duration};
+use std::{collections::HashMap, net::IpAddr, sync::Arc, time::Duration};
 
 use async_graphql::{Request, Response};
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
@@ -92,6 +92,8 @@ pub struct WsLimits {
     pub keep_alive: Duration,
     /// Silence after which the client is taken for dead.
     pub dead_timeout: Duration,
+    /// Messages per second the client may send, in bursts up to as many.
+    pub max_messages_per_second: u32,
 }
 
 /// Why the server closes the connection.
@@ -189,6 +191,7 @@ pub async fn serve(
     let mut keep_alive =
         tokio::time::interval_at(Instant::now() + keep_alive_every, keep_alive_every);
     keep_alive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut rate = TokenBucket::new(limits.max_messages_per_second);
     let mut conn = Connection {
         protocol,
         schema,
@@ -226,6 +229,9 @@ pub async fn serve(
                 // Anything at all, a pong included, shows the client is alive.
                 let alive = conn.limits.dead_timeout;
                 dead.as_mut().reset(Instant::now() + alive);
+                if matches!(msg, Some(Ok(Message::Text(_) | Message::Binary(_)))) && !rate.allow() {
+                    break End::Close(Close::new(1008, "message rate limit exceeded"));
+                }
                 let handled = match msg {
                     None | Some(Ok(Message::Close(_))) => Err(End::Gone),
                     Some(Err(err)) => Err(read_error(err)),
@@ -410,5 +416,111 @@ async fn until(at: Option<tokio::time::Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
+    }
+}
+
+/// A token bucket: `per_second` messages a second, in bursts of up to as many.
+struct TokenBucket {
+    per_second: f64,
+    tokens: f64,
+    last: Instant,
+}
+
+impl TokenBucket {
+    fn new(per_second: u32) -> Self {
+        let per_second = f64::from(per_second.max(1));
+        Self {
+            per_second,
+            tokens: per_second,
+            last: Instant::now(),
+        }
+    }
+
+    /// Takes a token if there is one.
+    fn allow(&mut self) -> bool {
+        let now = Instant::now();
+        let refill = now.duration_since(self.last).as_secs_f64() * self.per_second;
+        self.tokens = (self.tokens + refill).min(self.per_second);
+        self.last = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// Open WebSocket connections, bounded in total and per client address.
+#[derive(Clone)]
+pub struct Connections {
+    open: Arc<std::sync::Mutex<OpenConnections>>,
+    max_total: usize,
+    max_per_address: usize,
+}
+
+#[derive(Default)]
+struct OpenConnections {
+    total: usize,
+    per_address: HashMap<IpAddr, usize>,
+}
+
+/// One admitted connection; dropping it frees its place.
+pub struct ConnectionSlot {
+    connections: Connections,
+    address: IpAddr,
+}
+
+impl Connections {
+    /// At most `max_total` connections, `max_per_address` from one address.
+    pub fn new(max_total: usize, max_per_address: usize) -> Self {
+        Self {
+            open: Arc::default(),
+            max_total,
+            max_per_address,
+        }
+    }
+
+    /// A place for a connection from `address`, or `TOO_MANY_CONNECTIONS`.
+    pub fn admit(&self, address: IpAddr) -> crate::error::Result<ConnectionSlot> {
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        if open.total >= self.max_total {
+            return Err(crate::error::Error::TooManyConnections(format!(
+                "the server holds its maximum of {} WebSocket connections",
+                self.max_total
+            )));
+        }
+        let from_address = open.per_address.entry(address).or_default();
+        if *from_address >= self.max_per_address {
+            return Err(crate::error::Error::TooManyConnections(format!(
+                "at most {} WebSocket connections per client address",
+                self.max_per_address
+            )));
+        }
+        *from_address += 1;
+        open.total += 1;
+        metrics::gauge!(crate::metrics::WEBSOCKETS_OPEN).increment(1.0);
+        Ok(ConnectionSlot {
+            connections: self.clone(),
+            address,
+        })
+    }
+}
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        let mut open = self
+            .connections
+            .open
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        open.total = open.total.saturating_sub(1);
+        if let Some(n) = open.per_address.get_mut(&self.address) {
+            *n -= 1;
+            if *n == 0 {
+                open.per_address.remove(&self.address);
+            }
+        }
+        metrics::gauge!(crate::metrics::WEBSOCKETS_OPEN).decrement(1.0);
     }
 }
