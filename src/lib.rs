@@ -46,6 +46,7 @@ use axum::{
     response::{IntoResponse, Redirect},
     routing::get,
 };
+use migration::MigratorTrait;
 use serde_json::json;
 use tokio::net::TcpListener;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
@@ -248,18 +249,42 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Ready when the database answers.
+/// Ready when the database answers, its migrations are current, and (PostgreSQL) the
+/// change-log follower holds its LISTEN connection. The body says which check failed.
 async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
-    match state.store.ping().await {
-        Ok(()) => (StatusCode::OK, Json(json!({"status": "ready"}))),
-        Err(err) => {
-            tracing::warn!(error = %err, "database unreachable");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                Json(json!({"status": "database unreachable"})),
-            )
+    let database = state.store.ping().await;
+    let migrations = match &database {
+        Ok(()) => migration::Migrator::get_pending_migrations(state.store.db())
+            .await
+            .map(|pending| pending.is_empty())
+            .unwrap_or(false),
+        Err(_) => false,
+    };
+    let follower = if state.store.backend() == sea_orm::DbBackend::Postgres {
+        if state.store.broker().follower_listening() {
+            "listening"
+        } else {
+            "down"
         }
+    } else {
+        "not used"
+    };
+    if let Err(err) = &database {
+        tracing::warn!(error = %err, "database unreachable");
     }
+    let ready = database.is_ok() && migrations && follower != "down";
+    let body = json!({
+        "status": if ready { "ready" } else { "not ready" },
+        "database": if database.is_ok() { "reachable" } else { "unreachable" },
+        "migrations": if migrations { "current" } else if database.is_ok() { "pending" } else { "unknown" },
+        "follower": follower,
+    });
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(body))
 }
 
 /// Prunes the change log every `prune_interval` until shutdown.

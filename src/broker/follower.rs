@@ -43,7 +43,10 @@ pub async fn run(store: Store, config: FollowerConfig, shutdown: CancellationTok
     loop {
         if listener.is_none() {
             match listen(&config.url).await {
-                Ok(l) => listener = Some(l),
+                Ok(l) => {
+                    listener = Some(l);
+                    store.broker().set_follower_listening(true);
+                }
                 Err(err) => {
                     tracing::warn!(error = %err, "cannot LISTEN for changes; polling until it can")
                 }
@@ -66,9 +69,14 @@ pub async fn run(store: Store, config: FollowerConfig, shutdown: CancellationTok
             _ = tokio::time::sleep(config.poll_interval) => {}
             received = next_notification(listener.as_mut()) => match received {
                 Ok(true) => {}
-                Ok(false) => tracing::warn!("LISTEN connection lost; reconnecting and catching up"),
+                Ok(false) => {
+                    tracing::warn!("LISTEN connection lost; reconnecting and catching up");
+                    store.broker().set_follower_listening(false);
+                    listener = None;
+                }
                 Err(err) => {
                     tracing::warn!(error = %err, "LISTEN connection failed");
+                    store.broker().set_follower_listening(false);
                     listener = None;
                 }
             },
@@ -90,8 +98,8 @@ async fn listen(url: &str) -> Result<PgListener, sea_orm::sqlx::Error> {
     Ok(listener)
 }
 
-/// `Ok(true)` for a notification, `Ok(false)` when the connection was lost (the next
-/// call reconnects); pending forever without a listener.
+/// `Ok(true)` for a notification, `Ok(false)` when the connection was lost; pending
+/// forever without a listener.
 async fn next_notification(
     listener: Option<&mut PgListener>,
 ) -> Result<bool, sea_orm::sqlx::Error> {

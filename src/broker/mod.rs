@@ -58,6 +58,8 @@ struct Inner {
     stats: Stats,
     /// Wakes the PostgreSQL follower after a local commit.
     poke: tokio::sync::Notify,
+    /// Whether the PostgreSQL follower holds its LISTEN connection.
+    listening: std::sync::atomic::AtomicBool,
 }
 
 impl Broker {
@@ -70,6 +72,7 @@ impl Broker {
                 head: Mutex::new(head),
                 stats: Stats::default(),
                 poke: tokio::sync::Notify::new(),
+                listening: std::sync::atomic::AtomicBool::new(false),
             }),
         }
     }
@@ -105,6 +108,16 @@ impl Broker {
     /// Asks the follower to read the log now (a local change was committed).
     pub fn poke(&self) {
         self.inner.poke.notify_one();
+    }
+
+    /// Records whether the follower holds its LISTEN connection.
+    pub fn set_follower_listening(&self, listening: bool) {
+        self.inner.listening.store(listening, Ordering::Relaxed);
+    }
+
+    /// Whether the follower holds its LISTEN connection (for readiness).
+    pub fn follower_listening(&self) -> bool {
+        self.inner.listening.load(Ordering::Relaxed)
     }
 
     /// Resolves when [`Broker::poke`] was called since the last time.

@@ -457,3 +457,36 @@ async fn without_cors_origins_only_local_mode_lets_other_origins_in() {
         .to_lowercase();
     assert!(allowed.contains("authorization"), "{allowed}");
 }
+
+#[tokio::test]
+async fn readiness_reports_each_check() {
+    let app = spawn_app().await;
+    let deadline = tokio::time::Instant::now() + super::helpers::ARRIVE;
+    let body: Value = loop {
+        let resp = app
+            .http
+            .get(format!("http://{}/readyz", app.addr))
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status();
+        let body: Value = resp.json().await.unwrap();
+        if status == 200 {
+            break body;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never ready: {body}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    assert_eq!(body["status"], "ready");
+    assert_eq!(body["database"], "reachable");
+    assert_eq!(body["migrations"], "current");
+    let follower = if super::helpers::on_postgres() {
+        "listening"
+    } else {
+        "not used"
+    };
+    assert_eq!(body["follower"], follower);
+}
