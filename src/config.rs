@@ -166,6 +166,17 @@ pub struct Config {
     #[arg(long, env = "RECORDSYNC_WS_MAX_MESSAGE_BYTES", default_value_t = 256 * 1024, global = true)]
     pub ws_max_message_bytes: usize,
 
+    /// Read buffer per WebSocket connection, in bytes. Messages larger than this still
+    /// arrive (up to `--ws-max-message-bytes`); a small buffer keeps idle connections
+    /// cheap.
+    #[arg(
+        long,
+        env = "RECORDSYNC_WS_READ_BUFFER_BYTES",
+        default_value_t = 4096,
+        global = true
+    )]
+    pub ws_read_buffer_bytes: usize,
+
     /// Time a WebSocket client has to send `connection_init` before it is closed (4408),
     /// on either WebSocket protocol.
     #[arg(long, env = "RECORDSYNC_WS_INIT_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration, global = true)]

@@ -319,7 +319,9 @@ fn websocket(state: AppState, upgrade: WebSocketUpgrade, parts: &Parts) -> Respo
     let upgrade = upgrade
         .protocols(ws::PROTOCOLS)
         .max_message_size(config.ws_max_message_bytes)
-        .max_frame_size(config.ws_max_message_bytes);
+        .max_frame_size(config.ws_max_message_bytes)
+        // tungstenite's default read buffer (128 KiB) is allocated in full per socket.
+        .read_buffer_size(config.ws_read_buffer_bytes);
     let protocol = upgrade
         .selected_protocol()
         .and_then(|p| p.to_str().ok())

@@ -237,3 +237,21 @@ async fn a_client_that_stops_answering_is_dropped_with_its_subscriptions() {
     }
     drop(ws);
 }
+
+#[tokio::test]
+async fn messages_larger_than_the_read_buffer_still_arrive() {
+    let app = spawn_app_with(|c| c.ws_read_buffer_bytes = 1024).await;
+    let mut ws = WsClient::connect(&app).await;
+    let blob = "x".repeat(50_000);
+    ws.subscribe(
+        "m",
+        "mutation($d: JSON!) { createRecord(input: {collection: \"big\", data: $d}) { version } }",
+        json!({"d": {"blob": blob}}),
+    )
+    .await;
+    let next = ws.recv().await;
+    assert_eq!(
+        next["payload"]["data"]["createRecord"]["version"], 1,
+        "{next}"
+    );
+}
