@@ -74,7 +74,9 @@ pub fn now_us() -> i64 {
 
 /// A collection name no earlier run used.
 pub fn fresh_collection(scenario: &str) -> String {
-    format!("bench-{scenario}-{}", now_us())
+    // The process id keeps two benches started together (one per server instance) from
+    // picking the same collection.
+    format!("bench-{scenario}-{}-{}", std::process::id(), now_us())
 }
 
 /// Runs the scenario `cli` names and returns its report.
