@@ -11,9 +11,7 @@
 //! normally and matches only what it should. Afterwards the records and the change log
 //! are exactly as before, no subscription is left behind, and the server still serves.
 //!
-//! The corpus runs on SQLite and on PostgreSQL. Inputs that still find a server bug are
-//! held back where they are built, each under a `KNOWN BUG` comment that names the
-//! input; put them back once the server is fixed.
+//! The corpus runs on SQLite and on PostgreSQL.
 
 #[path = "api/helpers.rs"]
 mod helpers;
@@ -65,23 +63,15 @@ const LEGACY_WS: &str = "graphql-ws";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_requests_are_refused_and_change_nothing_on_sqlite() {
-    hostile_requests_are_refused_and_change_nothing(TestDb::sqlite(), Backend::Sqlite).await;
+    hostile_requests_are_refused_and_change_nothing(TestDb::sqlite()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_requests_are_refused_and_change_nothing_on_postgres() {
-    hostile_requests_are_refused_and_change_nothing(TestDb::postgres().await, Backend::Postgres)
-        .await;
+    hostile_requests_are_refused_and_change_nothing(TestDb::postgres().await).await;
 }
 
-/// The database under the server; a few known bugs are specific to one.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Backend {
-    Sqlite,
-    Postgres,
-}
-
-async fn hostile_requests_are_refused_and_change_nothing(db: Arc<TestDb>, backend: Backend) {
+async fn hostile_requests_are_refused_and_change_nothing(db: Arc<TestDb>) {
     let mut limits = Limits::default();
     let app = spawn_on(db, |c| {
         c.ws_init_timeout = INIT_TIMEOUT;
@@ -97,7 +87,7 @@ async fn hostile_requests_are_refused_and_change_nothing(db: Arc<TestDb>, backen
     let records = app.all_records().await;
     let changes = app.all_changes().await;
 
-    let cases = corpus(&seed, &limits, backend);
+    let cases = corpus(&seed, &limits);
     let started = Instant::now();
     let ctx = Ctx {
         app: &app,
@@ -374,8 +364,6 @@ enum Spread {
     Every,
     /// `POST` and one other, in turn: for large families of similar requests.
     PostAndOne,
-    /// Plain HTTP only (see the known bug where it is used).
-    HttpOnly,
 }
 
 /// The operation type the document selects (when it parses).
@@ -584,9 +572,9 @@ fn garbage_cursors(seed: &Seed) -> Vec<String> {
 }
 
 /// The whole corpus.
-fn corpus(seed: &Seed, limits: &Limits, backend: Backend) -> Vec<Case> {
+fn corpus(seed: &Seed, limits: &Limits) -> Vec<Case> {
     let mut cases = Vec::new();
-    for (i, (name, gql)) in graphql_cases(seed, limits, backend).into_iter().enumerate() {
+    for (i, (name, gql)) in graphql_cases(seed, limits).into_iter().enumerate() {
         let gql = Arc::new(gql);
         let small = gql.query.len()
             + gql.variables.to_string().len()
@@ -608,7 +596,6 @@ fn corpus(seed: &Seed, limits: &Limits, backend: Backend) -> Vec<Case> {
                 let other = [Via::Ws(TRANSPORT_WS), Via::Ws(LEGACY_WS), get, sse];
                 vec![post, other[i % other.len()]]
             }
-            Spread::HttpOnly => vec![post, get],
         };
         for via in vias {
             cases.push(Case {
@@ -621,7 +608,7 @@ fn corpus(seed: &Seed, limits: &Limits, backend: Backend) -> Vec<Case> {
         }
     }
     cases.extend(graphql_http_cases(limits));
-    cases.extend(rest_cases(seed, limits, backend));
+    cases.extend(rest_cases(seed, limits));
     cases.extend(ws_cases(limits));
     cases.extend(tcp_cases(limits));
     cases
@@ -674,7 +661,7 @@ fn some_page() -> Check {
 }
 
 /// GraphQL documents and variables, each sent over every GraphQL transport.
-fn graphql_cases(seed: &Seed, limits: &Limits, backend: Backend) -> Vec<(String, Gql)> {
+fn graphql_cases(seed: &Seed, limits: &Limits) -> Vec<(String, Gql)> {
     use Op::Query;
     use Outcome::{Answers, BadValue, Failed, Refused};
     let mut out: Vec<(String, Gql)> = Vec::new();
@@ -801,26 +788,27 @@ fn graphql_cases(seed: &Seed, limits: &Limits, backend: Backend) -> Vec<(String,
     ] {
         add(doc.into(), json!({}), BadValue);
     }
-    // Times at the edges of what the DateTime scalar accepts.
+    // Times at the edges of what the server accepts (years 0000 to 9999) are answered;
+    // times beyond them, which one backend or the other cannot compare, are refused.
     let all = seed.records.len();
-    let mut edges = vec![
+    let edges = vec![
         ("createdAfter", "0000-01-01T00:00:00Z", all),
         ("createdBefore", "0000-01-01T00:00:00Z", 0),
         ("updatedBefore", "9999-12-31T23:59:59.999999Z", all),
         ("updatedAfter", "9999-12-31T23:59:59Z", 0),
-        ("createdBefore", "-0001-01-01T00:00:00-23:59", 0),
     ];
-    // KNOWN BUG (PostgreSQL), as for cursors above: before 4713 BC the query fails
-    // with INTERNAL_SERVER_ERROR ("timestamp out of range").
-    if backend != Backend::Postgres {
-        edges.push(("createdAfter", "-100000-01-01T00:00:00Z", all));
-        edges.push(("createdBefore", "-4800-01-01T00:00:00+00:00", 0));
-    }
-    // KNOWN BUG (SQLite), to be fixed in the server: times are compared as text, so a
-    // year past 9999 ("+100000-…" sorts before "2026-…") matches every record.
-    if backend != Backend::Sqlite {
-        edges.push(("createdAfter", "+100000-01-01T00:00:00Z", 0));
-        edges.push(("updatedBefore", "+100000-01-01T00:00:00Z", all));
+    for (field, at) in [
+        ("createdBefore", "-0001-01-01T00:00:00-23:59"),
+        ("createdAfter", "-100000-01-01T00:00:00Z"),
+        ("createdBefore", "-4800-01-01T00:00:00+00:00"),
+        ("createdAfter", "+100000-01-01T00:00:00Z"),
+        ("updatedBefore", "+100000-01-01T00:00:00Z"),
+    ] {
+        add(
+            format!("query($t: DateTime) {{ records(filter: {{{field}: $t}}) {{ totalCount }} }}"),
+            json!({"t": at}),
+            Failed("BAD_USER_INPUT"),
+        );
     }
     for (field, at, n) in edges {
         add(
@@ -918,10 +906,12 @@ fn graphql_cases(seed: &Seed, limits: &Limits, backend: Backend) -> Vec<(String,
         json!({}),
         Refused,
     );
+    // Fields async-graphql's complexity count skips still count toward the size of the
+    // expanded document.
     add(
         format!("{{ {} }}", "__typename ".repeat(6_000)),
         json!({}),
-        Answers(Arc::new(|_| Ok(()))),
+        Refused,
     );
     add(
         format!(
@@ -933,12 +923,10 @@ fn graphql_cases(seed: &Seed, limits: &Limits, backend: Backend) -> Vec<(String,
         json!({}),
         Refused,
     );
-    // KNOWN BUG, to be fixed in the server: validation time doubles with every
-    // fragment that spreads the next one twice. `fragment_fanout(20)` (889 bytes)
-    // costs seconds of CPU, `fragment_fanout(25)` (1 KB) about 40 s in a debug build,
-    // and neither the depth, complexity nor alias limit stops it. Until such a
-    // document is refused cheaply, only a small fan-out is sent.
+    // Fragments that spread the next one twice double the work with every level; the
+    // server counts the expanded fields first (cheaply) and refuses such a document.
     add(fragment_fanout(8), json!({}), Answers(Arc::new(|_| Ok(()))));
+    add(fragment_fanout(25), json!({}), Refused);
     add(
         format!("{{ __typename }} # {}", "x".repeat(limits.body)),
         json!({}),
@@ -972,13 +960,9 @@ fn graphql_cases(seed: &Seed, limits: &Limits, backend: Backend) -> Vec<(String,
         );
     }
 
-    // KNOWN BUG, to be fixed in the server: a subscription must have exactly one root
-    // field (GraphQL spec, "Single root field"), but over WebSockets and SSE this one
-    // is accepted and runs one live feed per field, so one operation can hold as many
-    // feeds as `--max-aliases` allows and `--ws-max-subscriptions` bounds nothing.
-    // Plain HTTP refuses it (no subscriptions there); once the server refuses it
-    // everywhere, send it over every transport.
-    spread.set(Spread::HttpOnly);
+    // A subscription must have exactly one root field (GraphQL, "Single root field"):
+    // refused on every transport, before any feed starts.
+    spread.set(Spread::Every);
     add(
         "subscription { a: recordChanged { cursor } b: recordChanged { cursor } }".into(),
         json!({}),
@@ -1045,19 +1029,13 @@ fn graphql_cases(seed: &Seed, limits: &Limits, backend: Backend) -> Vec<(String,
     ] {
         add(query.into(), json!({"c": cursor}), Failed(BAD));
     }
-    // Forged cursors that decode: answered, or refused with a code, never a failure.
-    let mut forged = vec![
+    // Forged cursors that decode: answered while their time is within years 0000 to
+    // 9999, refused with BAD_USER_INPUT beyond.
+    let forged = [
         far_cursor(seed, 0),
-        far_cursor(seed, 8_210_266_876_799_999_999),
         far_cursor(seed, -62_135_596_800_000_000),
         far_cursor(seed, 253_402_300_799_999_999),
     ];
-    // KNOWN BUG (PostgreSQL), to be fixed in the server: a time before 4713 BC (which
-    // chrono accepts and PostgreSQL cannot store) fails the query with
-    // INTERNAL_SERVER_ERROR ("timestamp out of range") instead of BAD_USER_INPUT.
-    if backend != Backend::Postgres {
-        forged.push(far_cursor(seed, BEFORE_POSTGRES_TIME));
-    }
     for cursor in forged {
         add(
             "query($c: String) { records(first: 5, after: $c) { totalCount nodes { id } } }".into(),
@@ -1069,6 +1047,16 @@ fn graphql_cases(seed: &Seed, limits: &Limits, backend: Backend) -> Vec<(String,
                 .into(),
             json!({"c": cursor}),
             Answers(some_page()),
+        );
+    }
+    for cursor in [
+        far_cursor(seed, 8_210_266_876_799_999_999),
+        far_cursor(seed, BEFORE_POSTGRES_TIME),
+    ] {
+        add(
+            "query($c: String) { records(first: 5, after: $c) { totalCount nodes { id } } }".into(),
+            json!({"c": cursor}),
+            Failed(BAD),
         );
     }
     add(
@@ -1140,21 +1128,21 @@ fn graphql_cases(seed: &Seed, limits: &Limits, backend: Backend) -> Vec<(String,
                 Failed(BAD),
             );
         }
-        // KNOWN BUG (PostgreSQL), to be fixed in the server: a NUL character (`\u0000`),
-        // which `jsonb` cannot hold, in a `dataContains` key or value fails the query
-        // with INTERNAL_SERVER_ERROR ("unsupported Unicode escape sequence") instead of
-        // BAD_USER_INPUT; so does NUL in the `data` of a write (create, update, patch,
-        // over GraphQL and REST), which SQLite stores.
-        if !(backend == Backend::Postgres && s.contains('\0')) {
+        // A NUL character (`\u0000`), which PostgreSQL's `jsonb` cannot hold, is refused
+        // on every backend; other strings are plain data.
+        let nul = s.contains('\0');
+        for f in [json!({s.clone(): "x"}), json!({"title": s.clone()})] {
+            let expect = if nul {
+                Failed(BAD)
+            } else if f.get("title").is_some() {
+                Answers(total(matching("title", &s)))
+            } else {
+                Answers(total(matching(&s, "x")))
+            };
             add(
                 "query($f: JSON) { records(filter: {dataContains: $f}) { totalCount } }".into(),
-                json!({"f": {s.clone(): "x"}}),
-                Answers(total(matching(&s, "x"))),
-            );
-            add(
-                "query($f: JSON) { records(filter: {dataContains: $f}) { totalCount } }".into(),
-                json!({"f": {"title": s.clone()}}),
-                Answers(total(matching("title", &s))),
+                json!({"f": f}),
+                expect,
             );
         }
         add(
@@ -1650,7 +1638,7 @@ fn graphql_http_cases(limits: &Limits) -> Vec<Case> {
 }
 
 /// REST requests under `/api`.
-fn rest_cases(seed: &Seed, limits: &Limits, backend: Backend) -> Vec<Case> {
+fn rest_cases(seed: &Seed, limits: &Limits) -> Vec<Case> {
     let mut cases = Vec::new();
     let mut add = |method: Method,
                    path: String,
@@ -2077,16 +2065,22 @@ fn rest_cases(seed: &Seed, limits: &Limits, backend: Backend) -> Vec<Case> {
             })),
         );
     }
-    // Forged but well-formed cursors are positions like any other.
-    let mut forged = vec![
+    // Forged but well-formed cursors are positions like any other (within years 0000
+    // to 9999; beyond, they are refused).
+    add(
+        Method::GET,
+        format!(
+            "/api/records?limit=5&after={}",
+            far_cursor(seed, BEFORE_POSTGRES_TIME)
+        ),
+        vec![],
+        None,
+        Rest(400, BAD),
+    );
+    let forged = [
         far_cursor(seed, 0),
         far_cursor(seed, 253_402_300_799_999_999),
     ];
-    // KNOWN BUG (PostgreSQL): before 4713 BC, INTERNAL_SERVER_ERROR (see the GraphQL
-    // cases).
-    if backend != Backend::Postgres {
-        forged.push(far_cursor(seed, BEFORE_POSTGRES_TIME));
-    }
     for cursor in forged {
         add(
             Method::GET,

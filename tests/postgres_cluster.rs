@@ -220,7 +220,12 @@ async fn readiness_follows_the_database_and_writes_fail_with_service_unavailable
     let app = spawn_on(db.clone(), |c| c.db_pool_size = 2).await;
     let ready = format!("http://{}/readyz", app.addr);
     let health = format!("http://{}/healthz", app.addr);
-    assert_eq!(app.http.get(&ready).send().await.unwrap().status(), 200);
+    // Ready once the follower holds its LISTEN connection.
+    let deadline = tokio::time::Instant::now() + helpers::ARRIVE;
+    while app.http.get(&ready).send().await.unwrap().status() != 200 {
+        assert!(tokio::time::Instant::now() < deadline, "never ready");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 
     // The database disappears under the running server.
     let admin = sea_orm::Database::connect(helpers::postgres_admin_url())

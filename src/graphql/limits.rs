@@ -1,27 +1,61 @@
 //! Checks async-graphql does not have: aliased fields per document, and queries only
 //! over `GET` even when the document comes from the persisted-query cache.
 
-use std::sync::Arc;
+use std::{collections::HashMap, sync::Arc};
 
 use async_graphql::{
-    ErrorExtensions, ServerResult, Variables,
-    extensions::{Extension, ExtensionContext, ExtensionFactory, NextParseQuery},
+    ErrorExtensions, Request, ServerResult, Variables,
+    extensions::{
+        Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextPrepareRequest,
+    },
     parser::types::{ExecutableDocument, Selection, SelectionSet},
 };
 
-/// Refuses documents with more than `max` aliased fields (`LIMIT_EXCEEDED`).
-pub struct AliasLimit(pub usize);
+/// Refuses documents with more than `.0` aliased fields or more than `.1` fields once
+/// fragments are expanded (`LIMIT_EXCEEDED`: fragments spreading each other twice grow
+/// exponentially), and subscriptions with more than one root field.
+pub struct DocumentLimits(pub usize, pub usize);
 
-impl ExtensionFactory for AliasLimit {
+impl ExtensionFactory for DocumentLimits {
     fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(AliasLimitExtension(self.0))
+        Arc::new(AliasLimitExtension(self.0, self.1))
     }
 }
 
-struct AliasLimitExtension(usize);
+struct AliasLimitExtension(usize, usize);
 
 #[async_trait::async_trait]
 impl Extension for AliasLimitExtension {
+    /// Parses the document here, before async-graphql's own checks (its recursion-depth
+    /// walk expands fragment spreads and takes exponential time on a document whose
+    /// fragments spread each other twice), and hands the parsed document on.
+    async fn prepare_request(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        request: Request,
+        next: NextPrepareRequest<'_>,
+    ) -> ServerResult<Request> {
+        // Later extensions (persisted queries) may turn a hash into the document.
+        let mut request = next.run(ctx, request).await?;
+        // Parses once (or takes the persisted document); async-graphql reuses it.
+        let doc = request.parsed_query()?;
+        let expanded = expanded_fields(doc);
+        if expanded > self.1 as u64 {
+            let err = async_graphql::Error::new(format!(
+                "the document is too complex: it selects {expanded} fields once its fragments are expanded; at most {} are allowed",
+                self.1
+            ))
+            .extend_with(|_, e| e.set("code", "LIMIT_EXCEEDED"));
+            return Err(err.into_server_error(Default::default()));
+        }
+        if let Some(message) = several_subscription_roots(doc) {
+            let err = async_graphql::Error::new(message)
+                .extend_with(|_, e| e.set("code", "GRAPHQL_VALIDATION_FAILED"));
+            return Err(err.into_server_error(Default::default()));
+        }
+        Ok(request)
+    }
+
     async fn parse_query(
         &self,
         ctx: &ExtensionContext<'_>,
@@ -88,4 +122,84 @@ fn count(set: &SelectionSet) -> usize {
             Selection::FragmentSpread(_) => 0,
         })
         .sum()
+}
+
+/// Fields the document's operations select with every fragment spread expanded,
+/// saturating; each fragment is counted once (memoized), so this is cheap even when the
+/// expansion is not.
+fn expanded_fields(doc: &ExecutableDocument) -> u64 {
+    let mut memo: HashMap<String, u64> = HashMap::new();
+    doc.operations
+        .iter()
+        .map(|(_, op)| expand(&op.node.selection_set.node, doc, &mut memo, &mut Vec::new()))
+        .fold(0u64, u64::saturating_add)
+}
+
+fn expand(
+    set: &SelectionSet,
+    doc: &ExecutableDocument,
+    memo: &mut HashMap<String, u64>,
+    visiting: &mut Vec<String>,
+) -> u64 {
+    let mut total = 0u64;
+    for item in &set.items {
+        let n = match &item.node {
+            Selection::Field(f) => {
+                1u64.saturating_add(expand(&f.node.selection_set.node, doc, memo, visiting))
+            }
+            Selection::InlineFragment(f) => expand(&f.node.selection_set.node, doc, memo, visiting),
+            Selection::FragmentSpread(spread) => {
+                let name = spread.node.fragment_name.node.to_string();
+                if let Some(n) = memo.get(&name) {
+                    *n
+                } else if visiting.contains(&name) {
+                    // A cycle: validation refuses it later.
+                    0
+                } else if let Some(fragment) = doc.fragments.get(&spread.node.fragment_name.node) {
+                    visiting.push(name.clone());
+                    let n = expand(&fragment.node.selection_set.node, doc, memo, visiting);
+                    visiting.pop();
+                    memo.insert(name, n);
+                    n
+                } else {
+                    0
+                }
+            }
+        };
+        total = total.saturating_add(n);
+    }
+    total
+}
+
+/// A subscription must select exactly one root field (GraphQL, "Single root field").
+fn several_subscription_roots(doc: &ExecutableDocument) -> Option<String> {
+    use async_graphql::parser::types::OperationType;
+    for (_, op) in doc.operations.iter() {
+        if op.node.ty != OperationType::Subscription {
+            continue;
+        }
+        let mut roots = 0usize;
+        count_roots(&op.node.selection_set.node, doc, &mut roots, 0);
+        if roots > 1 {
+            return Some("a subscription must select exactly one root field".into());
+        }
+    }
+    None
+}
+
+fn count_roots(set: &SelectionSet, doc: &ExecutableDocument, roots: &mut usize, depth: usize) {
+    for item in &set.items {
+        match &item.node {
+            Selection::Field(_) => *roots += 1,
+            Selection::InlineFragment(f) if depth < 8 => {
+                count_roots(&f.node.selection_set.node, doc, roots, depth + 1)
+            }
+            Selection::FragmentSpread(s) if depth < 8 => {
+                if let Some(fragment) = doc.fragments.get(&s.node.fragment_name.node) {
+                    count_roots(&fragment.node.selection_set.node, doc, roots, depth + 1);
+                }
+            }
+            _ => {}
+        }
+    }
 }

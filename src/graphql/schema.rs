@@ -17,7 +17,10 @@ pub fn build(store: Store, config: &Config) -> AppSchema {
         .data(store)
         .limit_depth(config.max_query_depth)
         .limit_complexity(config.max_query_complexity)
-        .extension(super::limits::AliasLimit(config.max_aliases))
+        .extension(super::limits::DocumentLimits(
+            config.max_aliases,
+            config.max_query_complexity,
+        ))
         .extension(super::metrics::OperationMetrics);
     if config.apq_cache_size > 0 {
         builder = builder.extension(ApolloPersistedQueries::new(LruCacheStorage::new(

@@ -193,6 +193,17 @@ pub fn filter_condition(
         }
         cond = cond.add(Column::Id.is_in(ids.iter().copied()));
     }
+    for t in [
+        f.created_after,
+        f.created_before,
+        f.updated_after,
+        f.updated_before,
+    ]
+    .into_iter()
+    .flatten()
+    {
+        super::check_time(t)?;
+    }
     if let Some(t) = f.created_after {
         cond = cond.add(Column::CreatedAt.gt(t));
     }
@@ -209,6 +220,7 @@ pub fn filter_condition(
         let Value::Object(members) = contains else {
             return Err(Error::bad_input("dataContains must be a JSON object"));
         };
+        super::check_no_nul(contains)?;
         if members.len() > 32 {
             return Err(Error::bad_input("dataContains may name at most 32 keys"));
         }

@@ -205,3 +205,74 @@ async fn a_client_sending_too_fast_is_closed_and_others_carry_on() {
     calm.send(json!({"type": "ping"})).await;
     assert_eq!(calm.recv().await["type"], "pong");
 }
+
+#[tokio::test]
+async fn fragments_that_multiply_are_refused_before_any_work() {
+    let app = spawn_app().await;
+    let mut doc = String::from("query { ...F0 }");
+    for i in 0..20 {
+        doc.push_str(&format!(
+            " fragment F{i} on QueryRoot {{ ...F{n} ...F{n} }}",
+            n = i + 1
+        ));
+    }
+    doc.push_str(" fragment F20 on QueryRoot { __typename }");
+    let started = std::time::Instant::now();
+    let resp = app.gql(&doc, json!({})).await;
+    assert_eq!(error_code(&resp), "LIMIT_EXCEEDED", "{resp}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn a_subscription_selects_exactly_one_root_field() {
+    let app = spawn_app().await;
+    let mut ws = WsClient::connect(&app).await;
+    ws.subscribe(
+        "two",
+        "subscription { a: recordChanged { cursor } b: recordChanged { cursor } }",
+        json!({}),
+    )
+    .await;
+    let msg = ws.recv().await;
+    assert_eq!(msg["type"], "error", "{msg}");
+    assert_eq!(
+        msg["payload"][0]["extensions"]["code"], "GRAPHQL_VALIDATION_FAILED",
+        "{msg}"
+    );
+    assert_eq!(app.store.broker().receivers(), 0);
+}
+
+#[tokio::test]
+async fn nul_characters_and_times_beyond_year_9999_are_bad_user_input() {
+    let app = spawn_app().await;
+    for (query, vars) in [
+        (
+            "mutation($d: JSON!) { createRecord(input: {collection: \"a\", data: $d}) { id } }",
+            json!({"d": {"k": "a\u{0}b"}}),
+        ),
+        (
+            "mutation($d: JSON!) { createRecord(input: {collection: \"a\", data: $d}) { id } }",
+            json!({"d": {"k\u{0}": 1}}),
+        ),
+        (
+            "query($f: JSON) { records(filter: {dataContains: $f}) { totalCount } }",
+            json!({"f": {"\u{0}": "x"}}),
+        ),
+        (
+            "query($t: DateTime) { records(filter: {createdAfter: $t}) { totalCount } }",
+            json!({"t": "+100000-01-01T00:00:00Z"}),
+        ),
+        (
+            "query($t: DateTime) { records(filter: {createdBefore: $t}) { totalCount } }",
+            json!({"t": "-4800-01-01T00:00:00+00:00"}),
+        ),
+    ] {
+        let resp = app.gql(query, vars.clone()).await;
+        assert_eq!(error_code(&resp), "BAD_USER_INPUT", "{vars}: {resp}");
+    }
+    assert!(app.all_records().await.is_empty());
+}
