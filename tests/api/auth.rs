@@ -327,3 +327,37 @@ async fn a_socket_is_closed_with_4403_when_its_token_expires() {
     .await;
     assert_eq!(again.recv().await["type"], "connection_ack");
 }
+
+#[tokio::test]
+async fn rs256_and_es256_tokens_verify_with_a_public_key_file() {
+    // Key pairs made for these tests only (tests/fixtures).
+    let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
+    for (name, alg) in [
+        ("rsa", jsonwebtoken::Algorithm::RS256),
+        ("ec", jsonwebtoken::Algorithm::ES256),
+    ] {
+        let public = format!("{fixtures}/jwt-{name}-public.pem");
+        let app = spawn_app_with(|c| c.jwt_public_key_file = Some(public.clone().into())).await;
+        let private = std::fs::read(format!("{fixtures}/jwt-{name}-private.pem")).unwrap();
+        let key = match alg {
+            jsonwebtoken::Algorithm::RS256 => EncodingKey::from_rsa_pem(&private),
+            _ => EncodingKey::from_ec_pem(&private),
+        }
+        .unwrap();
+        let claims = json!({"exp": chrono::Utc::now().timestamp() + 60, "scope": "read"});
+        let good = encode(&Header::new(alg), &claims, &key).unwrap();
+        let (status, body) = gql_as(&app, &good, "{ records { totalCount } }", json!({})).await;
+        assert_eq!(status, 200, "{name}: {body}");
+        assert_eq!(body["data"]["records"]["totalCount"], 0);
+        // The classic confusion: HS256 "signed" with the public key as the secret.
+        let public_bytes = std::fs::read(&public).unwrap();
+        let forged = encode(
+            &Header::new(jsonwebtoken::Algorithm::HS256),
+            &claims,
+            &EncodingKey::from_secret(&public_bytes),
+        )
+        .unwrap();
+        let (status, body) = gql_as(&app, &forged, "{ records { totalCount } }", json!({})).await;
+        assert_eq!(status, 401, "{name}: {body}");
+    }
+}

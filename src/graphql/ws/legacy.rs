@@ -23,7 +23,7 @@ pub const PROTOCOL: &str = "graphql-ws";
 /// A message from the client.
 #[derive(Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
-enum ClientMessage {
+pub enum ClientMessage {
     /// Its `payload` (connection parameters) may carry `Authorization`.
     ConnectionInit {
         #[serde(default)]
@@ -47,22 +47,22 @@ fn bad_message(id: Option<&str>, message: String) -> Value {
     }
 }
 
+/// Reads one client frame: the message, or why it is not one, with the id to answer
+/// (the protocol answers a bad message with `error` and keeps the connection). Public for
+/// the fuzz target.
+pub fn parse(raw: &[u8]) -> Result<ClientMessage, (Option<String>, String)> {
+    let value: Value = serde_json::from_slice(raw)
+        .map_err(|e| (None, format!("Message must be JSON-parseable: {e}")))?;
+    let id = value.get("id").and_then(Value::as_str).map(str::to_owned);
+    serde_json::from_value(value).map_err(|e| (id, format!("Invalid message: {e}")))
+}
+
 /// Handles one message; an error closes the connection.
 pub(super) async fn handle(conn: &mut Connection, raw: &[u8]) -> Result<(), Close> {
-    let value: Value = match serde_json::from_slice(raw) {
-        Ok(v) => v,
-        Err(e) => {
-            let msg = format!("Message must be JSON-parseable: {e}");
-            conn.send(bad_message(None, msg)).await;
-            return Ok(());
-        }
-    };
-    let id = value.get("id").and_then(Value::as_str).map(str::to_owned);
-    let msg: ClientMessage = match serde_json::from_value(value) {
+    let msg = match parse(raw) {
         Ok(m) => m,
-        Err(e) => {
-            let msg = format!("Invalid message: {e}");
-            conn.send(bad_message(id.as_deref(), msg)).await;
+        Err((id, message)) => {
+            conn.send(bad_message(id.as_deref(), message)).await;
             return Ok(());
         }
     };

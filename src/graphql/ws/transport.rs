@@ -18,7 +18,7 @@ pub const PROTOCOL: &str = "graphql-transport-ws";
 /// A message from the client.
 #[derive(Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
-enum ClientMessage {
+pub enum ClientMessage {
     ConnectionInit {
         #[serde(default)]
         payload: Option<Value>,
@@ -37,10 +37,15 @@ enum ClientMessage {
     },
 }
 
+/// Reads one client frame, or says why it is not a message of this protocol (the
+/// connection then closes with 4400). Public for the fuzz target.
+pub fn parse(raw: &[u8]) -> Result<ClientMessage, String> {
+    serde_json::from_slice(raw).map_err(|e| format!("Invalid message received: {e}"))
+}
+
 /// Handles one message; an error closes the connection with its code.
 pub(super) async fn handle(conn: &mut Connection, raw: &[u8]) -> Result<(), Close> {
-    let msg: ClientMessage = serde_json::from_slice(raw)
-        .map_err(|e| Close::new(4400, format!("Invalid message received: {e}")))?;
+    let msg = parse(raw).map_err(|e| Close::new(4400, e))?;
     match msg {
         ClientMessage::ConnectionInit { payload } => {
             if conn.init_received {
