@@ -222,6 +222,30 @@ impl TestApp {
         resp.json().await.expect("JSON response")
     }
 
+    /// POSTs any JSON body to `/graphql` and returns the response body.
+    pub async fn post_json(&self, body: Value) -> Value {
+        let resp = self
+            .http
+            .post(self.url())
+            .json(&body)
+            .send()
+            .await
+            .expect("POST /graphql");
+        resp.json().await.expect("JSON response")
+    }
+
+    /// GETs `/graphql` with these query parameters and returns the response body.
+    pub async fn get_json(&self, params: &[(&str, String)]) -> Value {
+        let resp = self
+            .http
+            .get(self.url())
+            .query(params)
+            .send()
+            .await
+            .expect("GET /graphql");
+        resp.json().await.expect("JSON response")
+    }
+
     /// Runs a request that must succeed and returns its `data`.
     pub async fn data(&self, query: &str, variables: Value) -> Value {
         let resp = self.gql(query, variables).await;

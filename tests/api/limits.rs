@@ -67,54 +67,20 @@ async fn automatic_persisted_queries_work_over_post_and_get() {
     let query = "query Count { records(collection: \"apq\") { totalCount } }";
     let ext = json!({"persistedQuery": {"version": 1, "sha256Hash": sha256(query)}});
     // The hash alone first: not known yet.
-    let resp: Value = app
-        .http
-        .post(app.url())
-        .json(&json!({"extensions": ext}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let resp = app.post_json(json!({"extensions": ext})).await;
     assert_eq!(
         resp["errors"][0]["message"], "PersistedQueryNotFound",
         "{resp}"
     );
     // Then with the document, which registers it.
-    let resp: Value = app
-        .http
-        .post(app.url())
-        .json(&json!({"query": query, "extensions": ext}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let resp = app
+        .post_json(json!({"query": query, "extensions": ext}))
+        .await;
     assert_eq!(resp["data"]["records"]["totalCount"], 1, "{resp}");
     // From now on the hash is enough, over POST and over GET.
-    let resp: Value = app
-        .http
-        .post(app.url())
-        .json(&json!({"extensions": ext}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let resp = app.post_json(json!({"extensions": ext})).await;
     assert_eq!(resp["data"]["records"]["totalCount"], 1, "{resp}");
-    let resp: Value = app
-        .http
-        .get(app.url())
-        .query(&[("extensions", ext.to_string())])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let resp = app.get_json(&[("extensions", ext.to_string())]).await;
     assert_eq!(resp["data"]["records"]["totalCount"], 1, "{resp}");
     // A persisted mutation still cannot run over GET.
     let mutation = "mutation { createRecord(input: {collection: \"apq\", data: {}}) { id } }";
@@ -125,30 +91,14 @@ async fn automatic_persisted_queries_work_over_post_and_get() {
         .send()
         .await
         .unwrap();
-    let resp: Value = app
-        .http
-        .get(app.url())
-        .query(&[("extensions", mext.to_string())])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let resp = app.get_json(&[("extensions", mext.to_string())]).await;
     assert_eq!(error_code(&resp), "METHOD_NOT_ALLOWED", "{resp}");
     assert_eq!(app.all_records().await.len(), 2);
     // A wrong hash is refused.
     let bad = json!({"persistedQuery": {"version": 1, "sha256Hash": "00"}});
-    let resp: Value = app
-        .http
-        .post(app.url())
-        .json(&json!({"query": query, "extensions": bad}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let resp = app
+        .post_json(json!({"query": query, "extensions": bad}))
+        .await;
     assert!(resp["errors"].is_array(), "{resp}");
 }
 
