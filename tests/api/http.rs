@@ -67,14 +67,29 @@ async fn queries_work_over_get() {
 #[tokio::test]
 async fn health_and_readiness() {
     let app = spawn_app().await;
-    for path in ["healthz", "readyz"] {
+    // Liveness holds from the start.
+    let resp = app
+        .http
+        .get(format!("http://{}/healthz", app.addr))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    // Readiness follows once (on PostgreSQL) the follower holds its LISTEN connection.
+    let deadline = tokio::time::Instant::now() + super::helpers::ARRIVE;
+    loop {
         let resp = app
             .http
-            .get(format!("http://{}/{path}", app.addr))
+            .get(format!("http://{}/readyz", app.addr))
             .send()
             .await
             .unwrap();
-        assert_eq!(resp.status(), 200, "{path}");
+        if resp.status() == 200 {
+            break;
+        }
+        assert_eq!(resp.status(), 503);
+        assert!(tokio::time::Instant::now() < deadline, "never ready");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }
 
