@@ -112,10 +112,13 @@ async fn two_subscribers_on_separate_connections_get_identical_ordered_streams()
 #[tokio::test]
 async fn a_slow_subscriber_catches_up_from_the_log_and_misses_nothing() {
     // A tiny live buffer and send queue: a subscriber that does not read falls behind
-    // the live stream almost at once.
+    // the live stream almost at once. The client answers no ping while it reads
+    // nothing, so the dead-connection timeout must outlast the writes on a busy machine:
+    // this subscriber is slow, not dead.
     let app = spawn_app_with(|c| {
         c.live_buffer = 4;
         c.ws_send_queue = 1;
+        c.ws_dead_timeout = std::time::Duration::from_secs(300);
     })
     .await;
     let after = app.head_cursor().await;
