@@ -149,6 +149,27 @@ pub struct Config {
     )]
     pub catch_up_batch: u32,
 
+    /// Most writes committed in one transaction. Writes that arrive while a transaction
+    /// commits wait and then commit together (group commit); each is still all or
+    /// nothing and answered only once committed.
+    #[arg(
+        long,
+        env = "RECORDSYNC_WRITE_BATCH",
+        default_value_t = 256,
+        global = true
+    )]
+    pub write_batch: usize,
+
+    /// Writes queued for the writer before further clients wait for room. With
+    /// `--max-data-bytes`, this bounds the memory pending writes take.
+    #[arg(
+        long,
+        env = "RECORDSYNC_WRITE_QUEUE",
+        default_value_t = 1024,
+        global = true
+    )]
+    pub write_queue: usize,
+
     /// PostgreSQL: read the change log at least this often even without notifications.
     #[arg(long, env = "RECORDSYNC_FOLLOW_POLL_INTERVAL", default_value = "1s", value_parser = humantime::parse_duration, global = true)]
     pub follow_poll_interval: Duration,

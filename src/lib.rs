@@ -104,6 +104,8 @@ impl App {
             default_page_size: config.default_page_size,
             max_page_size: config.max_page_size,
             catch_up_batch: config.catch_up_batch,
+            write_batch: config.write_batch,
+            write_queue: config.write_queue,
         };
         let store = Store::new(db, broker, limits);
         let schema = graphql::schema::build(store.clone(), &config);

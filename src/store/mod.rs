@@ -1,9 +1,11 @@
 //! All database work: records, the change log, and the one path every write takes.
 //!
 //! # Layout
-//! - this file: [`Store`], connecting and migrating, and [`Store::apply`], the only code
-//!   that writes a record. It commits the record and its change-log entry in one
-//!   transaction and then hands the change to the [`Broker`].
+//! - this file: [`Store`], connecting and migrating, and [`Store::apply`], the one entry
+//!   to the write path: it validates a write and queues it for the writer task.
+//! - [`writer`]: the writer task, the only code that writes a record. It commits each
+//!   record and its change-log entry in one transaction (several writes per transaction
+//!   when they queue up) and then hands the changes to the [`Broker`].
 //! - [`records`]: reading records and `records` pages.
 //! - [`changes`]: reading and pruning the change log.
 //! - [`cursor`]: opaque cursor encoding.
@@ -13,10 +15,11 @@
 //! A plain auto-increment key is not enough: with concurrent transactions, a later one
 //! can commit a smaller number first, and a reader that already moved past it would
 //! skip it forever. So writers are serialized around the append:
-//! - SQLite has a single writer anyway; `Store::writer` keeps our own writers from
-//!   contending for it, and an `IMMEDIATE` transaction takes its lock up front.
-//! - PostgreSQL: every writer on every instance takes one transaction-scoped advisory
-//!   lock ([`WRITE_LOCK_KEY`]) before its change gets a `BIGSERIAL` number and holds it
+//! - SQLite has a single writer anyway; one writer task per instance, holding
+//!   `Store::writer`, keeps our own writes from contending for it, and an `IMMEDIATE`
+//!   transaction takes its lock up front.
+//! - PostgreSQL: the writer task of every instance takes one transaction-scoped advisory
+//!   lock ([`WRITE_LOCK_KEY`]) before its changes get `BIGSERIAL` numbers and holds it
 //!   until COMMIT. PostgreSQL makes a transaction visible before it releases its locks,
 //!   so change N is visible before change N+1 is even numbered.
 //!
@@ -29,6 +32,7 @@ pub mod changes;
 pub mod cursor;
 pub mod patch;
 pub mod records;
+mod writer;
 
 use std::{str::FromStr, sync::Arc};
 
@@ -36,13 +40,11 @@ use chrono::{DateTime, Utc};
 use entity::{record, record_change};
 use migration::{Migrator, MigratorTrait};
 use sea_orm::{
-    ActiveModelTrait, ConnectOptions, ConnectionTrait, Database, DatabaseConnection,
-    DatabaseTransaction, DbBackend, EntityTrait, IntoActiveModel, Set, SqlErr,
-    SqliteTransactionMode, TransactionOptions, TransactionTrait,
+    ConnectOptions, Database, DatabaseConnection, DatabaseTransaction, DbBackend, TransactionTrait,
     sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous},
 };
 use serde_json::Value;
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, mpsc, oneshot};
 use uuid::Uuid;
 
 use crate::{
@@ -134,6 +136,10 @@ pub struct Limits {
     pub max_page_size: u32,
     /// Changes read per query while replaying.
     pub catch_up_batch: u32,
+    /// Most writes committed in one transaction.
+    pub write_batch: usize,
+    /// Writes waiting for the writer task before clients wait for room.
+    pub write_queue: usize,
 }
 
 /// A cheap-to-clone handle on the database, the write lock and the broker.
@@ -141,8 +147,11 @@ pub struct Limits {
 pub struct Store {
     /// The connection pool.
     db: DatabaseConnection,
-    /// Held by every writer from `BEGIN` until its change is published.
+    /// Held by the writer task from `BEGIN` until a group's changes are published, and
+    /// by pruning.
     writer: Arc<Mutex<()>>,
+    /// The writer task's queue: every write goes through it.
+    queue: mpsc::Sender<writer::Job>,
     /// Where committed changes go.
     broker: Broker,
     /// What clients may send.
@@ -181,12 +190,25 @@ fn now() -> DateTime<Utc> {
 
 impl Store {
     /// A store on a migrated database, publishing to `broker`.
+    ///
+    /// Starts the writer task, which ends when the last handle is dropped.
     pub fn new(db: DatabaseConnection, broker: Broker, limits: Limits) -> Self {
+        let lock = Arc::new(Mutex::new(()));
+        let limits = Arc::new(limits);
+        let (queue, jobs) = mpsc::channel(limits.write_queue.max(1));
+        let task = writer::Writer {
+            db: db.clone(),
+            lock: Arc::clone(&lock),
+            broker: broker.clone(),
+            limits: Arc::clone(&limits),
+        };
+        tokio::spawn(task.run(jobs, limits.write_batch));
         Self {
             db,
-            writer: Arc::new(Mutex::new(())),
+            writer: lock,
+            queue,
             broker,
-            limits: Arc::new(limits),
+            limits,
         }
     }
 
@@ -249,192 +271,20 @@ impl Store {
         if let Write::Create { collection, .. } = &write {
             access.check_collection(collection)?;
         }
-        // Run the write in its own task: a request dropped half-way (a client that
-        // disconnects, an aborted WebSocket operation) must not stop a write between its
+        // The writer task owns the write from here: a request dropped half-way (a client
+        // that disconnects, an aborted WebSocket operation) cannot stop it between its
         // COMMIT and its publication, or live subscribers would skip that change.
-        let store = self.clone();
-        let access = access.clone();
-        let task = async move { store.apply_to_completion(&access, id, write).await };
-        tokio::spawn(tracing::Instrument::in_current_span(task))
-            .await
-            .map_err(|e| Error::Internal(format!("write task failed: {e}")))?
-    }
-
-    async fn apply_to_completion(
-        &self,
-        access: &Access,
-        id: Uuid,
-        write: Write,
-    ) -> Result<record::Model> {
-        let start = std::time::Instant::now();
-        let kind = match &write {
-            Write::Create { .. } => "create",
-            Write::Replace { .. } => "update",
-            Write::Patch { .. } => "patch",
-            Write::Delete { .. } => "delete",
+        let (reply, outcome) = oneshot::channel();
+        let job = writer::Job {
+            access: access.clone(),
+            id,
+            write,
+            started: std::time::Instant::now(),
+            reply,
         };
-        let result = self.write_record(access, id, write).await;
-        crate::metrics::mutation_finished(kind, start);
-        result
-    }
-
-    async fn write_record(&self, access: &Access, id: Uuid, write: Write) -> Result<record::Model> {
-        let _writer = self.writer.lock().await;
-        let postgres = self.backend() == DbBackend::Postgres;
-        // IMMEDIATE takes SQLite's write lock up front, so the read of the current state
-        // and the write that follows cannot be split by another writer.
-        let txn = self
-            .db
-            .begin_with_options(TransactionOptions {
-                sqlite_transaction_mode: (!postgres).then_some(SqliteTransactionMode::Immediate),
-                ..Default::default()
-            })
-            .await?;
-        if postgres {
-            // Writers on every instance take this lock before their change gets its
-            // sequence number and hold it until COMMIT, so numbers commit in order.
-            txn.execute_unprepared(&format!("SELECT pg_advisory_xact_lock({WRITE_LOCK_KEY})"))
-                .await?;
-        }
-        let current = record::Entity::find_by_id(id)
-            .one(&txn)
-            .await?
-            .filter(|r| access.allows(&r.collection));
-        let at = now();
-        let (kind, state) = match (write, current) {
-            (Write::Create { .. }, Some(_)) => return Err(Error::AlreadyExists(id)),
-            (Write::Create { collection, data }, None) => {
-                let state = record::Model {
-                    id,
-                    collection,
-                    data: self.checked_data(data)?,
-                    version: 1,
-                    created_at: at,
-                    updated_at: at,
-                };
-                state
-                    .clone()
-                    .into_active_model()
-                    .insert(&txn)
-                    .await
-                    .map_err(|e| match e.sql_err() {
-                        Some(SqlErr::UniqueConstraintViolation(_)) => Error::AlreadyExists(id),
-                        _ => Error::Database(e),
-                    })?;
-                (ChangeKind::Created, state)
-            }
-            (_, None) => return Err(Error::NotFound(id)),
-            (Write::Delete { expected_version }, Some(current)) => {
-                check_version(&current, expected_version)?;
-                record::Entity::delete_by_id(id).exec(&txn).await?;
-                (ChangeKind::Deleted, current)
-            }
-            (
-                Write::Replace {
-                    data,
-                    expected_version,
-                },
-                Some(current),
-            ) => {
-                check_version(&current, expected_version)?;
-                (
-                    ChangeKind::Updated,
-                    self.update(&txn, current, data, at).await?,
-                )
-            }
-            (
-                Write::Patch {
-                    patch,
-                    expected_version,
-                },
-                Some(current),
-            ) => {
-                check_version(&current, expected_version)?;
-                let mut data = current.data.clone();
-                patch::merge_patch(&mut data, &patch);
-                (
-                    ChangeKind::Updated,
-                    self.update(&txn, current, data, at).await?,
-                )
-            }
-        };
-        let change = record_change::ActiveModel {
-            seq: Default::default(),
-            record_id: Set(state.id),
-            collection: Set(state.collection.clone()),
-            kind: Set(kind.as_str().to_owned()),
-            version: Set(state.version),
-            data: Set(state.data.clone()),
-            record_created_at: Set(state.created_at),
-            record_updated_at: Set(state.updated_at),
-            changed_at: Set(at),
-        }
-        .insert(&txn)
-        .await?;
-        if postgres {
-            // Delivered to every instance's follower when (and only if) this commits.
-            txn.execute_unprepared(&format!(
-                "SELECT pg_notify('{}', '{}')",
-                crate::broker::follower::CHANNEL,
-                change.seq
-            ))
-            .await?;
-        }
-        if let Err(err) = txn.commit().await {
-            // The COMMIT may have happened even though it reported failure. Move the
-            // broker to the log's real head so live subscribers see a gap and re-read
-            // the log rather than trusting the live stream.
-            if let Ok(head) = changes::head(&self.db).await {
-                self.broker.resync(head);
-            }
-            return Err(err.into());
-        }
-        if postgres {
-            // Other instances' changes interleave with ours, so every instance publishes
-            // from the log in order; tell ours to look now rather than wait for NOTIFY.
-            self.broker.poke();
-        } else {
-            self.broker.publish(change);
-        }
-        Ok(state)
-    }
-
-    async fn update(
-        &self,
-        txn: &DatabaseTransaction,
-        current: record::Model,
-        data: Value,
-        at: DateTime<Utc>,
-    ) -> Result<record::Model> {
-        let data = self.checked_data(data)?;
-        let version = current
-            .version
-            .checked_add(1)
-            .ok_or_else(|| Error::bad_input("record version overflow"))?;
-        let mut active = current.into_active_model();
-        active.data = Set(data);
-        active.version = Set(version);
-        active.updated_at = Set(at);
-        Ok(active.update(txn).await?)
-    }
-
-    /// Validates record data and returns its canonical form.
-    fn checked_data(&self, data: Value) -> Result<Value> {
-        if !data.is_object() {
-            return Err(Error::bad_input("data must be a JSON object"));
-        }
-        check_no_nul(&data)?;
-        let data = patch::canonical(data);
-        let size = serde_json::to_vec(&data)
-            .map_err(|e| Error::Internal(e.to_string()))?
-            .len();
-        if size > self.limits.max_data_bytes {
-            return Err(Error::bad_input(format!(
-                "data is {size} bytes serialized; the limit is {}",
-                self.limits.max_data_bytes
-            )));
-        }
-        Ok(data)
+        let gone = || Error::Internal("the writer task has stopped".into());
+        self.queue.send(job).await.map_err(|_| gone())?;
+        outcome.await.map_err(|_| gone())?
     }
 
     /// Checks a client page size (`first`/`last`) against the limits.
@@ -469,6 +319,25 @@ impl Store {
     pub async fn ping(&self) -> Result<()> {
         Ok(self.db.ping().await?)
     }
+}
+
+/// Validates record data and returns its canonical form.
+fn checked_data(limits: &Limits, data: Value) -> Result<Value> {
+    if !data.is_object() {
+        return Err(Error::bad_input("data must be a JSON object"));
+    }
+    check_no_nul(&data)?;
+    let data = patch::canonical(data);
+    let size = serde_json::to_vec(&data)
+        .map_err(|e| Error::Internal(e.to_string()))?
+        .len();
+    if size > limits.max_data_bytes {
+        return Err(Error::bad_input(format!(
+            "data is {size} bytes serialized; the limit is {}",
+            limits.max_data_bytes
+        )));
+    }
+    Ok(data)
 }
 
 /// Refuses a write whose `expectedVersion` is stale.

@@ -1,6 +1,6 @@
 use serde_json::json;
 
-use super::helpers::{WsClient, error_code, spawn_app, spawn_app_with};
+use super::helpers::{WsClient, cursors, error_code, spawn_app, spawn_app_with};
 
 #[tokio::test]
 async fn create_returns_the_record_at_version_1() {
@@ -245,4 +245,64 @@ async fn every_write_appends_one_change_with_the_state_after_it() {
     let mut unique = cursors.clone();
     unique.dedup();
     assert_eq!(unique.len(), 4);
+}
+
+#[tokio::test]
+async fn concurrent_writes_each_succeed_or_fail_alone_and_reach_the_log_in_order() {
+    // Writes that arrive together are committed together; each must still get its own
+    // answer, and a refused one must leave the others and the log untouched.
+    let app = spawn_app().await;
+    let r = app.create("g", json!({"n": 0})).await;
+    let taken = r["id"].as_str().unwrap().to_owned();
+    let mut ws = WsClient::connect(&app).await;
+    ws.subscribe_changes("s", &format!("(after: \"{}\")", app.head_cursor().await))
+        .await;
+    app.wait_for_receivers(1).await;
+
+    let patch = "mutation($id: UUID!, $n: Int!) { patchRecord(id: $id, patch: {n: $n}, expectedVersion: 1) { version } }";
+    let create = "mutation($id: UUID, $d: JSON!) { createRecord(input: {id: $id, collection: \"g\", data: $d}) { id } }";
+    let mut requests = Vec::new();
+    for i in 0..30 {
+        requests.push((patch, json!({"id": taken, "n": i + 1})));
+        requests.push((create, json!({"d": {"i": i}})));
+        requests.push((create, json!({"id": taken, "d": {"dup": i}})));
+        requests.push((create, json!({"d": [i]})));
+    }
+    let answers =
+        futures_util::future::join_all(requests.iter().map(|(q, v)| app.gql(q, v.clone()))).await;
+
+    let mut codes = std::collections::BTreeMap::<String, usize>::new();
+    for answer in &answers {
+        let code = if answer.get("errors").is_some() {
+            error_code(answer).to_owned()
+        } else {
+            "ok".to_owned()
+        };
+        *codes.entry(code).or_default() += 1;
+    }
+    let expected: std::collections::BTreeMap<String, usize> = [
+        ("ok", 31),
+        ("VERSION_CONFLICT", 29),
+        ("ALREADY_EXISTS", 30),
+        ("BAD_USER_INPUT", 30),
+    ]
+    .into_iter()
+    .map(|(c, n)| (c.to_owned(), n))
+    .collect();
+    assert_eq!(codes, expected);
+
+    let records = app.all_records().await;
+    assert_eq!(records.len(), 31);
+    let patched = records.iter().find(|x| x["id"] == taken.as_str()).unwrap();
+    assert_eq!(patched["version"], 2);
+
+    let log = app.all_changes().await;
+    assert_eq!(
+        log.len(),
+        32,
+        "the first create and the 31 writes that succeeded"
+    );
+    let events = ws.next_changes("s", 31).await;
+    assert_eq!(cursors(&events), cursors(&log[1..]));
+    ws.expect_silence().await;
 }

@@ -96,6 +96,9 @@ pub struct WsLimits {
     pub max_messages_per_second: u32,
 }
 
+/// Most queued messages written to the socket before one flush.
+const WRITE_BATCH: usize = 64;
+
 /// Why the server closes the connection.
 struct Close(u16, String);
 
@@ -173,10 +176,23 @@ pub async fn serve(
 ) {
     let (mut sink, mut incoming) = socket.split();
     let (out, mut queue) = mpsc::channel::<Message>(limits.send_queue.max(1));
+    // Everything queued goes out with one flush: when a change reaches several of the
+    // connection's subscriptions, or several changes arrive at once, that is one write
+    // to the socket instead of one per message.
     let writer = tokio::spawn(async move {
-        while let Some(msg) = queue.recv().await {
-            let closing = matches!(msg, Message::Close(_));
-            if sink.send(msg).await.is_err() || closing {
+        let mut batch = Vec::with_capacity(WRITE_BATCH);
+        while queue.recv_many(&mut batch, WRITE_BATCH).await > 0 {
+            let mut closing = false;
+            for msg in batch.drain(..) {
+                closing = matches!(msg, Message::Close(_));
+                if sink.feed(msg).await.is_err() {
+                    return;
+                }
+                if closing {
+                    break;
+                }
+            }
+            if sink.flush().await.is_err() || closing {
                 break;
             }
         }

@@ -1,0 +1,408 @@
+//! The write path: one task that commits queued writes in groups.
+//!
+//! Every write a client asks for becomes a [`Job`] on a bounded queue. The writer task
+//! takes everything queued (up to `--write-batch`) and commits it in one transaction:
+//! one read of the records it touches, one upsert of their new states, one delete, one
+//! multi-row insert into the change log, one COMMIT. Then it publishes the changes in
+//! order and answers each job. The cost of a transaction is shared by the whole group,
+//! so throughput grows with the number of writers instead of being one transaction's
+//! round trips per write.
+//!
+//! What this keeps:
+//! - **Each write is all or nothing.** A write that is refused (not found, stale version,
+//!   duplicate id, bad data) is refused before anything of it is written, against the
+//!   state left by the writes queued before it in the same group, exactly as if it ran
+//!   alone after them. If a statement fails, the group is rolled back and every write in
+//!   it is retried in a transaction of its own, so one bad write cannot fail another.
+//! - **Commit order is log order.** The group's changes are inserted in queue order in
+//!   one statement, so their sequence numbers rise in that order; the group commits
+//!   while holding the write lock (and, on PostgreSQL, the advisory lock), as single
+//!   writes did.
+//! - **An answer means committed.** A job is answered only after COMMIT returned, and a
+//!   client that goes away does not stop its write half-way: the task owns it.
+//! - **Bounded.** The queue holds at most `--write-queue` jobs; a client whose write finds
+//!   it full waits for room.
+
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Arc,
+    time::Instant,
+};
+
+use entity::{record, record_change};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, EntityTrait,
+    QueryFilter, Set, SqliteTransactionMode, TransactionOptions, TransactionTrait,
+    sea_query::OnConflict,
+};
+use tokio::sync::{Mutex, mpsc, oneshot};
+use uuid::Uuid;
+
+use super::{Change, ChangeKind, Limits, WRITE_LOCK_KEY, Write, changes, check_version, patch};
+use crate::{
+    auth::Access,
+    broker::Broker,
+    error::{Error, Result},
+};
+
+/// One write waiting for the writer task.
+pub(super) struct Job {
+    /// Who asked: decides which existing records the write can see.
+    pub access: Access,
+    /// The record.
+    pub id: Uuid,
+    /// What to do.
+    pub write: Write,
+    /// When the client's request reached the store (for the latency histogram).
+    pub started: Instant,
+    /// Where the outcome goes.
+    pub reply: oneshot::Sender<Result<record::Model>>,
+}
+
+/// What the writer task needs: the pool, the lock, the broker and the limits.
+#[derive(Clone)]
+pub(super) struct Writer {
+    /// The connection pool.
+    pub db: DatabaseConnection,
+    /// Held while a group commits and publishes (pruning takes it too).
+    pub lock: Arc<Mutex<()>>,
+    /// Where committed changes go.
+    pub broker: Broker,
+    /// What clients may send.
+    pub limits: Arc<Limits>,
+}
+
+/// Why a group did not commit.
+enum GroupError {
+    /// Nothing was committed: each write may be retried alone.
+    BeforeCommit(Error),
+    /// COMMIT itself failed: the group may or may not have committed, so nothing is
+    /// retried.
+    Commit(Error),
+}
+
+impl Writer {
+    /// Commits the jobs arriving on `queue` until every sender is gone.
+    pub async fn run(self, mut queue: mpsc::Receiver<Job>, max_batch: usize) {
+        let max_batch = max_batch.max(1);
+        let mut jobs = Vec::with_capacity(max_batch);
+        while queue.recv_many(&mut jobs, max_batch).await > 0 {
+            self.commit(std::mem::take(&mut jobs)).await;
+        }
+    }
+
+    /// Commits one group and answers every job in it.
+    async fn commit(&self, jobs: Vec<Job>) {
+        let _lock = self.lock.lock().await;
+        let outcomes = match self.commit_group(&jobs).await {
+            Ok(outcomes) => outcomes,
+            Err(GroupError::BeforeCommit(err))
+                if jobs.len() > 1 && !matches!(err, Error::Unavailable(_)) =>
+            {
+                tracing::debug!(error = %err, writes = jobs.len(), "group rolled back; retrying its writes one by one");
+                let mut outcomes = Vec::with_capacity(jobs.len());
+                for job in &jobs {
+                    let outcome = match self.commit_group(std::slice::from_ref(job)).await {
+                        Ok(mut one) => one.pop().unwrap_or_else(|| {
+                            Err(Error::Internal("a group of one had no outcome".into()))
+                        }),
+                        Err(GroupError::BeforeCommit(err) | GroupError::Commit(err)) => Err(err),
+                    };
+                    outcomes.push(outcome);
+                }
+                outcomes
+            }
+            Err(GroupError::BeforeCommit(err) | GroupError::Commit(err)) => {
+                let mut outcomes: Vec<_> =
+                    jobs.iter().skip(1).map(|_| Err(same_error(&err))).collect();
+                outcomes.insert(0, Err(err));
+                outcomes
+            }
+        };
+        for (job, outcome) in jobs.into_iter().zip(outcomes) {
+            crate::metrics::mutation_finished(kind_label(&job.write), job.started);
+            // The client may have gone; its write stands all the same.
+            let _ = job.reply.send(outcome);
+        }
+    }
+
+    /// Commits `jobs` in one transaction and publishes their changes; each job's
+    /// outcome, in order.
+    async fn commit_group(
+        &self,
+        jobs: &[Job],
+    ) -> std::result::Result<Vec<Result<record::Model>>, GroupError> {
+        let postgres = self.db.get_database_backend() == DbBackend::Postgres;
+        let before = GroupError::BeforeCommit;
+        // IMMEDIATE takes SQLite's write lock up front, so the reads of the current
+        // states and the writes that follow cannot be split by another writer.
+        let txn = self
+            .db
+            .begin_with_options(TransactionOptions {
+                sqlite_transaction_mode: (!postgres).then_some(SqliteTransactionMode::Immediate),
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| before(e.into()))?;
+        if postgres {
+            // Writers on every instance take this lock before their changes get sequence
+            // numbers and hold it until COMMIT, so numbers commit in order.
+            txn.execute_unprepared(&format!("SELECT pg_advisory_xact_lock({WRITE_LOCK_KEY})"))
+                .await
+                .map_err(|e| before(e.into()))?;
+        }
+        let (outcomes, pending) = self.stage(&txn, jobs).await.map_err(before)?;
+        let changes = insert_changes(&txn, pending).await.map_err(before)?;
+        if postgres && let Some(last) = changes.last() {
+            // Delivered to every instance's follower when (and only if) this commits.
+            txn.execute_unprepared(&format!(
+                "SELECT pg_notify('{}', '{}')",
+                crate::broker::follower::CHANNEL,
+                last.seq
+            ))
+            .await
+            .map_err(|e| before(e.into()))?;
+        }
+        if let Err(err) = txn.commit().await {
+            // The COMMIT may have happened even though it reported failure. Move the
+            // broker to the log's real head so live subscribers see a gap and re-read
+            // the log rather than trusting the live stream.
+            if let Ok(head) = changes::head(&self.db).await {
+                self.broker.resync(head);
+            }
+            return Err(GroupError::Commit(err.into()));
+        }
+        if postgres {
+            // Other instances' changes interleave with ours, so every instance publishes
+            // from the log in order; tell ours to look now rather than wait for NOTIFY.
+            if !changes.is_empty() {
+                self.broker.poke();
+            }
+        } else {
+            for change in changes {
+                self.broker.publish(change);
+            }
+        }
+        Ok(outcomes)
+    }
+
+    /// Decides every job against the current states (and the states the jobs before it
+    /// leave), writes the records' new states, and returns each job's outcome with the
+    /// change-log rows still to insert, in order.
+    async fn stage(
+        &self,
+        txn: &DatabaseTransaction,
+        jobs: &[Job],
+    ) -> Result<(Vec<Result<record::Model>>, Vec<Change>)> {
+        let ids: Vec<Uuid> = jobs
+            .iter()
+            .map(|j| j.id)
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        let mut states: HashMap<Uuid, Option<record::Model>> =
+            ids.iter().map(|id| (*id, None)).collect();
+        for found in record::Entity::find()
+            .filter(record::Column::Id.is_in(ids))
+            .all(txn)
+            .await?
+        {
+            states.insert(found.id, Some(found));
+        }
+
+        let at = super::now();
+        let mut outcomes = Vec::with_capacity(jobs.len());
+        let mut pending = Vec::with_capacity(jobs.len());
+        let mut touched = Vec::new();
+        for job in jobs {
+            let state = states.entry(job.id).or_default();
+            match self.decide(job, state.as_ref(), at) {
+                Ok((kind, after)) => {
+                    pending.push(change_row(kind, &after, at));
+                    *state = (kind != ChangeKind::Deleted).then(|| after.clone());
+                    if !touched.contains(&job.id) {
+                        touched.push(job.id);
+                    }
+                    outcomes.push(Ok(after));
+                }
+                Err(err) => outcomes.push(Err(err)),
+            }
+        }
+
+        let (mut upserts, mut deletes) = (Vec::new(), Vec::new());
+        for id in touched {
+            match states.remove(&id).flatten() {
+                Some(state) => upserts.push(record::ActiveModel::from(state)),
+                None => deletes.push(id),
+            }
+        }
+        if !upserts.is_empty() {
+            record::Entity::insert_many(upserts)
+                .on_conflict(
+                    OnConflict::column(record::Column::Id)
+                        .update_columns([
+                            record::Column::Collection,
+                            record::Column::Data,
+                            record::Column::Version,
+                            record::Column::CreatedAt,
+                            record::Column::UpdatedAt,
+                        ])
+                        .to_owned(),
+                )
+                .exec_without_returning(txn)
+                .await?;
+        }
+        if !deletes.is_empty() {
+            record::Entity::delete_many()
+                .filter(record::Column::Id.is_in(deletes))
+                .exec(txn)
+                .await?;
+        }
+        Ok((outcomes, pending))
+    }
+
+    /// What one job does to the record's state `current`: the change's kind and the
+    /// record after it (for a delete, its last state), or why it is refused.
+    fn decide(
+        &self,
+        job: &Job,
+        current: Option<&record::Model>,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(ChangeKind, record::Model)> {
+        let id = job.id;
+        if let Write::Create { collection, data } = &job.write {
+            // An existing record is a duplicate whoever may see it, as the primary key
+            // would say.
+            if current.is_some() {
+                return Err(Error::AlreadyExists(id));
+            }
+            let state = record::Model {
+                id,
+                collection: collection.clone(),
+                data: super::checked_data(&self.limits, data.clone())?,
+                version: 1,
+                created_at: at,
+                updated_at: at,
+            };
+            return Ok((ChangeKind::Created, state));
+        }
+        // A record in a collection the client may not access does not exist for it.
+        let Some(current) = current.filter(|r| job.access.allows(&r.collection)) else {
+            return Err(Error::NotFound(id));
+        };
+        let data = match &job.write {
+            Write::Create { .. } => unreachable!("handled above"),
+            Write::Delete { expected_version } => {
+                check_version(current, *expected_version)?;
+                return Ok((ChangeKind::Deleted, current.clone()));
+            }
+            Write::Replace {
+                data,
+                expected_version,
+            } => {
+                check_version(current, *expected_version)?;
+                data.clone()
+            }
+            Write::Patch {
+                patch,
+                expected_version,
+            } => {
+                check_version(current, *expected_version)?;
+                let mut data = current.data.clone();
+                patch::merge_patch(&mut data, patch);
+                data
+            }
+        };
+        let version = current
+            .version
+            .checked_add(1)
+            .ok_or_else(|| Error::bad_input("record version overflow"))?;
+        let state = record::Model {
+            data: super::checked_data(&self.limits, data)?,
+            version,
+            updated_at: at,
+            ..current.clone()
+        };
+        Ok((ChangeKind::Updated, state))
+    }
+}
+
+/// The change-log row for a change of `kind` leaving the record at `state`; its `seq`
+/// is assigned on insert.
+fn change_row(
+    kind: ChangeKind,
+    state: &record::Model,
+    at: chrono::DateTime<chrono::Utc>,
+) -> Change {
+    Change {
+        seq: 0,
+        record_id: state.id,
+        collection: state.collection.clone(),
+        kind: kind.as_str().to_owned(),
+        version: state.version,
+        data: state.data.clone(),
+        record_created_at: state.created_at,
+        record_updated_at: state.updated_at,
+        changed_at: at,
+    }
+}
+
+/// Appends `pending` to the change log in one statement and returns the rows with their
+/// sequence numbers. The rows are numbered in the order they are listed (the key's
+/// default is evaluated row by row as they are inserted), so sorting the returned keys
+/// gives each row its number.
+async fn insert_changes(
+    txn: &DatabaseTransaction,
+    mut pending: Vec<Change>,
+) -> Result<Vec<Change>> {
+    if pending.is_empty() {
+        return Ok(pending);
+    }
+    let rows = pending.iter().map(|c| record_change::ActiveModel {
+        seq: Default::default(),
+        record_id: Set(c.record_id),
+        collection: Set(c.collection.clone()),
+        kind: Set(c.kind.clone()),
+        version: Set(c.version),
+        data: Set(c.data.clone()),
+        record_created_at: Set(c.record_created_at),
+        record_updated_at: Set(c.record_updated_at),
+        changed_at: Set(c.changed_at),
+    });
+    let mut seqs = record_change::Entity::insert_many(rows)
+        .exec_with_returning_keys(txn)
+        .await?;
+    if seqs.len() != pending.len() {
+        return Err(Error::Internal(format!(
+            "the change log numbered {} of {} changes",
+            seqs.len(),
+            pending.len()
+        )));
+    }
+    seqs.sort_unstable();
+    for (change, seq) in pending.iter_mut().zip(seqs) {
+        change.seq = seq;
+    }
+    Ok(pending)
+}
+
+/// The error the other writes of a failed group get: the same code, the same message
+/// (errors are not `Clone`).
+fn same_error(err: &Error) -> Error {
+    let message = err.to_string();
+    match err {
+        Error::Unavailable(_) => Error::Unavailable(sea_orm::DbErr::Custom(message)),
+        Error::Database(_) => Error::Database(sea_orm::DbErr::Custom(message)),
+        _ => Error::Internal(message),
+    }
+}
+
+/// The metrics label of a write.
+fn kind_label(write: &Write) -> &'static str {
+    match write {
+        Write::Create { .. } => "create",
+        Write::Replace { .. } => "update",
+        Write::Patch { .. } => "patch",
+        Write::Delete { .. } => "delete",
+    }
+}
