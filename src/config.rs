@@ -149,19 +149,21 @@ pub struct Config {
     )]
     pub catch_up_batch: u32,
 
-    /// Most writes committed in one transaction. Writes that arrive while a transaction
-    /// commits wait and then commit together (group commit); each is still all or
-    /// nothing and answered only once committed.
+    /// Most writes committed in one transaction (1 to 2048). Writes that arrive while a
+    /// transaction commits wait and then commit together (group commit); each is still
+    /// all or nothing and answered only once committed.
     #[arg(
         long,
         env = "RECORDSYNC_WRITE_BATCH",
         default_value_t = 256,
+        value_parser = clap::value_parser!(u16).range(1..=2048),
         global = true
     )]
-    pub write_batch: usize,
+    pub write_batch: u16,
 
-    /// Writes queued for the writer before further clients wait for room. With
-    /// `--max-data-bytes`, this bounds the memory pending writes take.
+    /// Writes queued for the writer before further clients wait for room. Queued data is
+    /// already checked against `--max-data-bytes` (a patch against `--max-body-bytes`),
+    /// so this bounds the memory pending writes take.
     #[arg(
         long,
         env = "RECORDSYNC_WRITE_QUEUE",
@@ -169,6 +171,14 @@ pub struct Config {
         global = true
     )]
     pub write_queue: usize,
+
+    /// SQLite: how often a background task copies the write-ahead log into the database
+    /// file (a passive checkpoint, which never blocks readers or writers). Writers then
+    /// never checkpoint themselves, so no write waits for the disk's fsync; durability
+    /// is unchanged, since every commit is in the log. `0s` leaves checkpoints to SQLite,
+    /// which runs them inside the commit that fills 1,000 pages of log.
+    #[arg(long, env = "RECORDSYNC_SQLITE_CHECKPOINT_INTERVAL", default_value = "1s", value_parser = humantime::parse_duration, global = true)]
+    pub sqlite_checkpoint_interval: Duration,
 
     /// PostgreSQL: read the change log at least this often even without notifications.
     #[arg(long, env = "RECORDSYNC_FOLLOW_POLL_INTERVAL", default_value = "1s", value_parser = humantime::parse_duration, global = true)]

@@ -104,7 +104,7 @@ impl App {
             default_page_size: config.default_page_size,
             max_page_size: config.max_page_size,
             catch_up_batch: config.catch_up_batch,
-            write_batch: config.write_batch,
+            write_batch: usize::from(config.write_batch),
             write_queue: config.write_queue,
         };
         let store = Store::new(db, broker, limits);
@@ -147,6 +147,11 @@ impl App {
     ) -> anyhow::Result<()> {
         let state = self.state;
         state.tasks.spawn(prune_loop(state.clone()));
+        if state.store.backend() == sea_orm::DbBackend::Sqlite
+            && !state.config.sqlite_checkpoint_interval.is_zero()
+        {
+            state.tasks.spawn(checkpoint_loop(state.clone()));
+        }
         if state.store.backend() == sea_orm::DbBackend::Postgres {
             let config = &state.config;
             let follower = broker::follower::FollowerConfig {
@@ -287,6 +292,22 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
         StatusCode::SERVICE_UNAVAILABLE
     };
     (status, Json(body))
+}
+
+/// SQLite: checkpoints the write-ahead log every `sqlite_checkpoint_interval` until
+/// shutdown, so that the write path never does.
+async fn checkpoint_loop(state: AppState) {
+    let mut tick = tokio::time::interval(state.config.sqlite_checkpoint_interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = state.shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        if let Err(err) = state.store.checkpoint().await {
+            tracing::warn!(error = %err, "checkpointing the write-ahead log failed");
+        }
+    }
 }
 
 /// Prunes the change log every `prune_interval` until shutdown.

@@ -40,7 +40,8 @@ use chrono::{DateTime, Utc};
 use entity::{record, record_change};
 use migration::{Migrator, MigratorTrait};
 use sea_orm::{
-    ConnectOptions, Database, DatabaseConnection, DatabaseTransaction, DbBackend, TransactionTrait,
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend,
+    TransactionTrait,
     sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous},
 };
 use serde_json::Value;
@@ -164,15 +165,31 @@ pub const WRITE_LOCK_KEY: i64 = 0x7265_636f_7264; // "record"
 /// Opens the database named by `config` (creating a SQLite file if needed).
 pub async fn connect(config: &Config) -> Result<DatabaseConnection> {
     let mut opt = ConnectOptions::new(config.database_url.clone());
+    let sqlite = config.database_url.starts_with("sqlite:");
+    if sqlite {
+        // A connection to a local file cannot drop, so pinging it on every acquire would
+        // only add a round trip to the connection's thread before every query.
+        opt.test_before_acquire(false);
+    }
+    let background_checkpoints = sqlite && !config.sqlite_checkpoint_interval.is_zero();
     opt.max_connections(config.db_pool_size.max(1))
         .sqlx_logging(false)
-        .map_sqlx_sqlite_opts(|o| {
-            o.create_if_missing(true)
+        .map_sqlx_sqlite_opts(move |o| {
+            let o = o
+                .create_if_missing(true)
                 .journal_mode(SqliteJournalMode::Wal)
                 // In WAL mode NORMAL survives a process crash; only an OS crash or
                 // power loss can lose the last commits.
                 .synchronous(SqliteSynchronous::Normal)
-                .busy_timeout(std::time::Duration::from_secs(5))
+                .busy_timeout(std::time::Duration::from_secs(5));
+            if background_checkpoints {
+                // `checkpoint_loop` checkpoints instead of the committing writer, and a
+                // log that grew under load is cut back to 64 MiB once it restarts.
+                o.pragma("wal_autocheckpoint", "0")
+                    .pragma("journal_size_limit", (64 * 1024 * 1024).to_string())
+            } else {
+                o
+            }
         });
     Ok(Database::connect(opt).await?)
 }
@@ -202,7 +219,21 @@ impl Store {
             broker: broker.clone(),
             limits: Arc::clone(&limits),
         };
-        tokio::spawn(task.run(jobs, limits.write_batch));
+        // The writer gets a thread and a runtime of its own: on the shared runtime each of
+        // its statements would wait behind every request and subscription task in the
+        // run queue, and those waits add up while it holds the write lock.
+        let batch = limits.write_batch;
+        let spawned = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .and_then(|runtime| {
+                std::thread::Builder::new()
+                    .name("recordsync-writer".into())
+                    .spawn(move || runtime.block_on(task.run(jobs, batch)))
+            });
+        if let Err(err) = spawned {
+            tracing::error!(error = %err, "could not start the writer thread");
+        }
         Self {
             db,
             writer: lock,
@@ -274,16 +305,35 @@ impl Store {
         // The writer task owns the write from here: a request dropped half-way (a client
         // that disconnects, an aborted WebSocket operation) cannot stop it between its
         // COMMIT and its publication, or live subscribers would skip that change.
+        let started = std::time::Instant::now();
+        // Data is checked (and put in canonical form) here, on the client's task, so the
+        // queue only ever holds data within the limit and the writer has less to do.
+        let write = match write {
+            Write::Create { collection, data } => Write::Create {
+                collection,
+                data: checked_data(&self.limits, data)?,
+            },
+            Write::Replace {
+                data,
+                expected_version,
+            } => Write::Replace {
+                data: checked_data(&self.limits, data)?,
+                expected_version,
+            },
+            other => other,
+        };
+        let gone = || Error::Internal("the writer task has stopped".into());
+        // Room in the queue first: a client that leaves while waiting for it has queued
+        // nothing, and once queued, the write no longer depends on the client.
+        let permit = self.queue.reserve().await.map_err(|_| gone())?;
         let (reply, outcome) = oneshot::channel();
-        let job = writer::Job {
+        permit.send(writer::Job {
             access: access.clone(),
             id,
             write,
-            started: std::time::Instant::now(),
+            started,
             reply,
-        };
-        let gone = || Error::Internal("the writer task has stopped".into());
-        self.queue.send(job).await.map_err(|_| gone())?;
+        });
         outcome.await.map_err(|_| gone())?
     }
 
@@ -313,6 +363,15 @@ impl Store {
             }
             _ => self.db.begin().await?,
         })
+    }
+
+    /// SQLite: copies the write-ahead log into the database file as far as readers allow,
+    /// without waiting for anyone (a passive checkpoint).
+    pub async fn checkpoint(&self) -> Result<()> {
+        self.db
+            .execute_unprepared("PRAGMA wal_checkpoint(PASSIVE)")
+            .await?;
+        Ok(())
     }
 
     /// Whether the database answers.

@@ -51,7 +51,8 @@ pub(super) struct Job {
     pub access: Access,
     /// The record.
     pub id: Uuid,
-    /// What to do.
+    /// What to do. Data to create or replace with has been checked already (it is in
+    /// canonical form and within the limits); a patch's result is checked here.
     pub write: Write,
     /// When the client's request reached the store (for the latency histogram).
     pub started: Instant,
@@ -74,31 +75,57 @@ pub(super) struct Writer {
 
 /// Why a group did not commit.
 enum GroupError {
-    /// Nothing was committed: each write may be retried alone.
-    BeforeCommit(Error),
+    /// Nothing was written (BEGIN, the lock or the read of the current states failed):
+    /// the writes would fail the same way alone.
+    Setup(Error),
+    /// A statement that writes failed and the group rolled back: one of its writes may
+    /// be the cause, so each is retried alone.
+    Statement(Error),
     /// COMMIT itself failed: the group may or may not have committed, so nothing is
     /// retried.
     Commit(Error),
+}
+
+impl GroupError {
+    fn into_inner(self) -> Error {
+        match self {
+            Self::Setup(err) | Self::Statement(err) | Self::Commit(err) => err,
+        }
+    }
 }
 
 impl Writer {
     /// Commits the jobs arriving on `queue` until every sender is gone.
     pub async fn run(self, mut queue: mpsc::Receiver<Job>, max_batch: usize) {
         let max_batch = max_batch.max(1);
-        let mut jobs = Vec::with_capacity(max_batch);
+        let mut jobs = Vec::new();
         while queue.recv_many(&mut jobs, max_batch).await > 0 {
-            self.commit(std::mem::take(&mut jobs)).await;
+            // A task per group, so that a bug that panics fails that group's writes (their
+            // clients get an error) and not every write after it.
+            let group = tokio::spawn(self.clone().commit(std::mem::take(&mut jobs)));
+            if let Err(err) = group.await {
+                tracing::error!(error = %err, "a write group failed");
+                // Whether it committed is unknown: let subscribers re-read the log.
+                if let Ok(head) = changes::head(&self.db).await {
+                    self.broker.resync(head);
+                }
+            }
         }
     }
 
     /// Commits one group and answers every job in it.
-    async fn commit(&self, jobs: Vec<Job>) {
+    async fn commit(self, jobs: Vec<Job>) {
         let _lock = self.lock.lock().await;
-        let outcomes = match self.commit_group(&jobs).await {
+        let started = Instant::now();
+        let group = self.commit_group(&jobs).await;
+        tracing::debug!(
+            writes = jobs.len(),
+            elapsed_us = started.elapsed().as_micros() as u64,
+            "write group done"
+        );
+        let outcomes = match group {
             Ok(outcomes) => outcomes,
-            Err(GroupError::BeforeCommit(err))
-                if jobs.len() > 1 && !matches!(err, Error::Unavailable(_)) =>
-            {
+            Err(GroupError::Statement(err)) if jobs.len() > 1 => {
                 tracing::debug!(error = %err, writes = jobs.len(), "group rolled back; retrying its writes one by one");
                 let mut outcomes = Vec::with_capacity(jobs.len());
                 for job in &jobs {
@@ -106,13 +133,14 @@ impl Writer {
                         Ok(mut one) => one.pop().unwrap_or_else(|| {
                             Err(Error::Internal("a group of one had no outcome".into()))
                         }),
-                        Err(GroupError::BeforeCommit(err) | GroupError::Commit(err)) => Err(err),
+                        Err(err) => Err(err.into_inner()),
                     };
                     outcomes.push(outcome);
                 }
                 outcomes
             }
-            Err(GroupError::BeforeCommit(err) | GroupError::Commit(err)) => {
+            Err(err) => {
+                let err = err.into_inner();
                 let mut outcomes: Vec<_> =
                     jobs.iter().skip(1).map(|_| Err(same_error(&err))).collect();
                 outcomes.insert(0, Err(err));
@@ -133,7 +161,7 @@ impl Writer {
         jobs: &[Job],
     ) -> std::result::Result<Vec<Result<record::Model>>, GroupError> {
         let postgres = self.db.get_database_backend() == DbBackend::Postgres;
-        let before = GroupError::BeforeCommit;
+        let setup = |e: sea_orm::DbErr| GroupError::Setup(e.into());
         // IMMEDIATE takes SQLite's write lock up front, so the reads of the current
         // states and the writes that follow cannot be split by another writer.
         let txn = self
@@ -143,16 +171,18 @@ impl Writer {
                 ..Default::default()
             })
             .await
-            .map_err(|e| before(e.into()))?;
+            .map_err(setup)?;
         if postgres {
             // Writers on every instance take this lock before their changes get sequence
             // numbers and hold it until COMMIT, so numbers commit in order.
             txn.execute_unprepared(&format!("SELECT pg_advisory_xact_lock({WRITE_LOCK_KEY})"))
                 .await
-                .map_err(|e| before(e.into()))?;
+                .map_err(setup)?;
         }
-        let (outcomes, pending) = self.stage(&txn, jobs).await.map_err(before)?;
-        let changes = insert_changes(&txn, pending).await.map_err(before)?;
+        let (outcomes, pending) = self.stage(&txn, jobs).await?;
+        let changes = insert_changes(&txn, pending)
+            .await
+            .map_err(GroupError::Statement)?;
         if postgres && let Some(last) = changes.last() {
             // Delivered to every instance's follower when (and only if) this commits.
             txn.execute_unprepared(&format!(
@@ -161,7 +191,7 @@ impl Writer {
                 last.seq
             ))
             .await
-            .map_err(|e| before(e.into()))?;
+            .map_err(|e| GroupError::Statement(e.into()))?;
         }
         if let Err(err) = txn.commit().await {
             // The COMMIT may have happened even though it reported failure. Move the
@@ -193,7 +223,7 @@ impl Writer {
         &self,
         txn: &DatabaseTransaction,
         jobs: &[Job],
-    ) -> Result<(Vec<Result<record::Model>>, Vec<Change>)> {
+    ) -> std::result::Result<(Vec<Result<record::Model>>, Vec<Change>), GroupError> {
         let ids: Vec<Uuid> = jobs
             .iter()
             .map(|j| j.id)
@@ -205,22 +235,23 @@ impl Writer {
         for found in record::Entity::find()
             .filter(record::Column::Id.is_in(ids))
             .all(txn)
-            .await?
+            .await
+            .map_err(|e| GroupError::Setup(e.into()))?
         {
             states.insert(found.id, Some(found));
         }
 
-        let at = super::now();
         let mut outcomes = Vec::with_capacity(jobs.len());
         let mut pending = Vec::with_capacity(jobs.len());
-        let mut touched = Vec::new();
+        let (mut touched, mut seen) = (Vec::new(), HashSet::new());
         for job in jobs {
+            let at = super::now();
             let state = states.entry(job.id).or_default();
             match self.decide(job, state.as_ref(), at) {
                 Ok((kind, after)) => {
                     pending.push(change_row(kind, &after, at));
                     *state = (kind != ChangeKind::Deleted).then(|| after.clone());
-                    if !touched.contains(&job.id) {
+                    if seen.insert(job.id) {
                         touched.push(job.id);
                     }
                     outcomes.push(Ok(after));
@@ -250,13 +281,15 @@ impl Writer {
                         .to_owned(),
                 )
                 .exec_without_returning(txn)
-                .await?;
+                .await
+                .map_err(|e| GroupError::Statement(e.into()))?;
         }
         if !deletes.is_empty() {
             record::Entity::delete_many()
                 .filter(record::Column::Id.is_in(deletes))
                 .exec(txn)
-                .await?;
+                .await
+                .map_err(|e| GroupError::Statement(e.into()))?;
         }
         Ok((outcomes, pending))
     }
@@ -270,55 +303,56 @@ impl Writer {
         at: chrono::DateTime<chrono::Utc>,
     ) -> Result<(ChangeKind, record::Model)> {
         let id = job.id;
-        if let Write::Create { collection, data } = &job.write {
-            // An existing record is a duplicate whoever may see it, as the primary key
-            // would say.
-            if current.is_some() {
-                return Err(Error::AlreadyExists(id));
+        // A record in a collection the client may not access does not exist for it, but
+        // taking its id is a duplicate all the same, as the primary key would say.
+        let visible = current.filter(|r| job.access.allows(&r.collection));
+        let (current, data, expected_version) = match (&job.write, visible) {
+            (Write::Create { collection, data }, _) => {
+                if current.is_some() {
+                    return Err(Error::AlreadyExists(id));
+                }
+                let state = record::Model {
+                    id,
+                    collection: collection.clone(),
+                    data: data.clone(),
+                    version: 1,
+                    created_at: at,
+                    updated_at: at,
+                };
+                return Ok((ChangeKind::Created, state));
             }
-            let state = record::Model {
-                id,
-                collection: collection.clone(),
-                data: super::checked_data(&self.limits, data.clone())?,
-                version: 1,
-                created_at: at,
-                updated_at: at,
-            };
-            return Ok((ChangeKind::Created, state));
-        }
-        // A record in a collection the client may not access does not exist for it.
-        let Some(current) = current.filter(|r| job.access.allows(&r.collection)) else {
-            return Err(Error::NotFound(id));
-        };
-        let data = match &job.write {
-            Write::Create { .. } => unreachable!("handled above"),
-            Write::Delete { expected_version } => {
+            (_, None) => return Err(Error::NotFound(id)),
+            (Write::Delete { expected_version }, Some(current)) => {
                 check_version(current, *expected_version)?;
                 return Ok((ChangeKind::Deleted, current.clone()));
             }
-            Write::Replace {
-                data,
-                expected_version,
-            } => {
-                check_version(current, *expected_version)?;
-                data.clone()
-            }
-            Write::Patch {
-                patch,
-                expected_version,
-            } => {
+            (
+                Write::Replace {
+                    data,
+                    expected_version,
+                },
+                Some(current),
+            ) => (current, data.clone(), *expected_version),
+            (
+                Write::Patch {
+                    patch,
+                    expected_version,
+                },
+                Some(current),
+            ) => {
                 check_version(current, *expected_version)?;
                 let mut data = current.data.clone();
                 patch::merge_patch(&mut data, patch);
-                data
+                (current, super::checked_data(&self.limits, data)?, None)
             }
         };
+        check_version(current, expected_version)?;
         let version = current
             .version
             .checked_add(1)
             .ok_or_else(|| Error::bad_input("record version overflow"))?;
         let state = record::Model {
-            data: super::checked_data(&self.limits, data)?,
+            data,
             version,
             updated_at: at,
             ..current.clone()

@@ -59,13 +59,33 @@ impl Protocol {
         }
     }
 
-    /// The message carrying one result of operation `id`.
-    fn next(self, id: &str, response: Response) -> Value {
+    /// The message carrying one result of operation `id`. Every delivery of every
+    /// subscription passes here, so the response is serialized straight into the
+    /// message text rather than through an intermediate JSON tree.
+    fn next(self, id: &str, response: &Response) -> Message {
         let kind = match self {
             Self::Transport => "next",
             Self::Legacy => "data",
         };
-        json!({"type": kind, "id": id, "payload": response})
+        let mut out = Vec::with_capacity(256);
+        out.extend_from_slice(br#"{"type":""#);
+        out.extend_from_slice(kind.as_bytes());
+        out.extend_from_slice(br#"","id":"#);
+        let written = serde_json::to_writer(&mut out, id).and_then(|()| {
+            out.extend_from_slice(br#","payload":"#);
+            serde_json::to_writer(&mut out, response)
+        });
+        match written.map(|()| String::from_utf8(out)) {
+            Ok(Ok(mut text)) => {
+                text.push('}');
+                Message::Text(Utf8Bytes::from(text))
+            }
+            // Serializing a response cannot fail; should it, the client gets an error
+            // result rather than a broken frame.
+            _ => text(json!({"type": kind, "id": id, "payload": {
+                "errors": [{"message": "the result could not be serialized",
+                            "extensions": {"code": "INTERNAL_SERVER_ERROR"}}]}})),
+        }
     }
 
     /// The message refusing operation `id` before it ran (no `complete` follows).
@@ -404,10 +424,10 @@ impl Connection {
                     let _ = out.send(text(protocol.error(&id, errors))).await;
                     return (id, generation);
                 } else {
-                    protocol.next(&id, response)
+                    protocol.next(&id, &response)
                 };
                 first = false;
-                if out.send(text(msg)).await.is_err() {
+                if out.send(msg).await.is_err() {
                     return (id, generation);
                 }
             }
