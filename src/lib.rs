@@ -279,12 +279,14 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     if let Err(err) = &database {
         tracing::warn!(error = %err, "database unreachable");
     }
-    let ready = database.is_ok() && migrations && follower != "down";
+    let writer = state.store.writer_running();
+    let ready = database.is_ok() && migrations && follower != "down" && writer;
     let body = json!({
         "status": if ready { "ready" } else { "not ready" },
         "database": if database.is_ok() { "reachable" } else { "unreachable" },
         "migrations": if migrations { "current" } else if database.is_ok() { "pending" } else { "unknown" },
         "follower": follower,
+        "writer": if writer { "running" } else { "stopped" },
     });
     let status = if ready {
         StatusCode::OK

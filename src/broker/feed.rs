@@ -19,7 +19,10 @@ use super::Published;
 use crate::metrics as m;
 use crate::{
     error::{Error, Result},
-    store::{Change, Store, changes::ChangeFilter},
+    store::{
+        Change, Store,
+        changes::{ChangeBatch, ChangeFilter},
+    },
 };
 
 /// Where a feed is.
@@ -38,6 +41,10 @@ struct Feed {
     mode: Mode,
     /// Wait before retrying a read while the database is unreachable.
     retry: Duration,
+    /// While catching up: the read of the next batch, running while this one is sent,
+    /// so reading the log and delivering overlap. At most one, so a catching-up feed
+    /// holds at most two batches.
+    prefetch: Option<tokio::task::JoinHandle<Result<ChangeBatch>>>,
 }
 
 const MIN_RETRY: Duration = Duration::from_millis(100);
@@ -66,6 +73,7 @@ pub fn subscribe(
         pending: VecDeque::new(),
         mode: Mode::Live,
         retry: MIN_RETRY,
+        prefetch: None,
     };
     if pos < head {
         feed.set_mode(Mode::CatchingUp);
@@ -90,17 +98,27 @@ impl Feed {
                         self.set_mode(Mode::Live);
                         continue;
                     }
-                    let batch = u64::from(self.store.limits().catch_up_batch.max(1));
-                    match self
-                        .store
-                        .changes_between(self.pos, head, &self.filter, batch)
-                        .await
-                    {
+                    let read = match self.prefetch.take() {
+                        Some(next) => next.await.unwrap_or_else(|e| {
+                            Err(Error::Internal(format!(
+                                "reading the change log failed: {e}"
+                            )))
+                        }),
+                        None => self.read(head).await,
+                    };
+                    match read {
                         Ok(read) => {
                             self.retry = MIN_RETRY;
                             self.pos = read.through;
                             self.pending.extend(read.changes.into_iter().map(Arc::new));
-                            if !read.has_more {
+                            if read.has_more {
+                                let (store, filter, pos) =
+                                    (self.store.clone(), self.filter.clone(), self.pos);
+                                let head = self.store.broker().head();
+                                self.prefetch = Some(tokio::spawn(async move {
+                                    read_batch(&store, &filter, pos, head).await
+                                }));
+                            } else {
                                 self.set_mode(Mode::Live);
                             }
                         }
@@ -139,6 +157,11 @@ impl Feed {
         }
     }
 
+    /// The next batch of the log after `pos`, up to `head`.
+    async fn read(&self, head: i64) -> Result<ChangeBatch> {
+        read_batch(&self.store, &self.filter, self.pos, head).await
+    }
+
     /// Switches mode, keeping the catching-up gauge true.
     fn set_mode(&mut self, mode: Mode) {
         let was = matches!(self.mode, Mode::CatchingUp);
@@ -150,8 +173,22 @@ impl Feed {
     }
 }
 
+/// Up to `--catch-up-batch` changes matching `filter` after `pos`, up to `head`.
+async fn read_batch(
+    store: &Store,
+    filter: &ChangeFilter,
+    pos: i64,
+    head: i64,
+) -> Result<ChangeBatch> {
+    let batch = u64::from(store.limits().catch_up_batch.max(1));
+    store.changes_between(pos, head, filter, batch).await
+}
+
 impl Drop for Feed {
     fn drop(&mut self) {
+        if let Some(next) = self.prefetch.take() {
+            next.abort();
+        }
         self.set_mode(Mode::Done);
         metrics::gauge!(m::SUBSCRIPTIONS_ACTIVE).decrement(1.0);
     }

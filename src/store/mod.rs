@@ -246,6 +246,11 @@ impl Store {
         }
     }
 
+    /// Whether the writer task is taking writes (for readiness).
+    pub fn writer_running(&self) -> bool {
+        !self.queue.is_closed()
+    }
+
     /// The connection pool.
     pub fn db(&self) -> &DatabaseConnection {
         &self.db

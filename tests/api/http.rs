@@ -504,4 +504,5 @@ async fn readiness_reports_each_check() {
         "not used"
     };
     assert_eq!(body["follower"], follower);
+    assert_eq!(body["writer"], "running");
 }
