@@ -261,3 +261,26 @@ async fn readiness_follows_the_database_and_writes_fail_with_service_unavailable
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+#[tokio::test]
+async fn instances_started_together_on_a_new_database_all_come_up_and_share_it() {
+    // Each instance migrates at start-up; started at once on an empty database they
+    // must not race to create the same tables.
+    let db = TestDb::postgres().await;
+    let (a, b, c) = tokio::join!(
+        spawn_on(db.clone(), |_| {}),
+        spawn_on(db.clone(), |_| {}),
+        spawn_on(db, |_| {}),
+    );
+    let created = a.create("c", json!({"n": 1})).await;
+    for app in [&b, &c] {
+        let got = app
+            .data(
+                "query($id: UUID!) { record(id: $id) { data } }",
+                json!({"id": created["id"]}),
+            )
+            .await;
+        assert_eq!(got["record"]["data"], json!({"n": 1}));
+    }
+    assert_eq!(c.all_changes().await.len(), 1);
+}

@@ -198,9 +198,37 @@ pub async fn connect(config: &Config) -> Result<DatabaseConnection> {
 }
 
 /// Applies every pending migration.
+///
+/// On PostgreSQL several instances may start at once on a new database; each holds a
+/// session advisory lock ([`MIGRATION_LOCK_KEY`]) on a connection of its own while it
+/// migrates, so one creates the tables and the others then find nothing to do.
 pub async fn migrate(db: &DatabaseConnection) -> Result<()> {
-    Ok(Migrator::up(db, None).await?)
+    if db.get_database_backend() != DbBackend::Postgres {
+        return Ok(Migrator::up(db, None).await?);
+    }
+    use sea_orm::sqlx::{self, Connection};
+    let unavailable = |e: sqlx::Error| Error::Unavailable(sea_orm::DbErr::Custom(e.to_string()));
+    let options = db.get_postgres_connection_pool().connect_options();
+    let mut lock = sqlx::PgConnection::connect_with(&options)
+        .await
+        .map_err(unavailable)?;
+    sqlx::query("SELECT pg_advisory_lock($1)")
+        .bind(MIGRATION_LOCK_KEY)
+        .execute(&mut lock)
+        .await
+        .map_err(unavailable)?;
+    let migrated = Migrator::up(db, None).await;
+    // Closing the session releases the lock in any case; unlocking first just says so.
+    let _ = sqlx::query("SELECT pg_advisory_unlock($1)")
+        .bind(MIGRATION_LOCK_KEY)
+        .execute(&mut lock)
+        .await;
+    let _ = lock.close().await;
+    Ok(migrated?)
 }
+
+/// The PostgreSQL advisory lock an instance holds while it applies migrations.
+pub const MIGRATION_LOCK_KEY: i64 = 0x7265_636f_7264_6d69; // "recordmi"
 
 /// Now, at the microsecond precision the database keeps.
 fn now() -> DateTime<Utc> {
