@@ -139,8 +139,9 @@ pub struct Config {
     pub live_buffer: usize,
 
     /// Changes read from the log per query while a subscriber replays or catches up.
-    /// A catching-up subscription holds at most one batch in memory, so its worst case
-    /// is this times `--max-data-bytes`.
+    /// A catching-up subscription holds at most two batches in memory (the one it sends
+    /// and the next, read meanwhile), so its worst case is twice this times
+    /// `--max-data-bytes`.
     #[arg(
         long,
         env = "RECORDSYNC_CATCH_UP_BATCH",
@@ -173,9 +174,10 @@ pub struct Config {
     pub write_queue: usize,
 
     /// SQLite: how often a background task copies the write-ahead log into the database
-    /// file (a passive checkpoint, which never blocks readers or writers). Writers then
-    /// never checkpoint themselves, so no write waits for the disk's fsync; durability
-    /// is unchanged, since every commit is in the log. `0s` leaves checkpoints to SQLite,
+    /// file (a passive checkpoint, which blocks no reader or writer). Writers then never
+    /// checkpoint themselves, so no write waits for the disk's fsync; durability is
+    /// unchanged, since every commit is in the log. (Once the log passes 40 MB, writers
+    /// may wait up to 50 ms while it is started over.) `0s` leaves checkpoints to SQLite,
     /// which runs them inside the commit that fills 1,000 pages of log.
     #[arg(long, env = "RECORDSYNC_SQLITE_CHECKPOINT_INTERVAL", default_value = "1s", value_parser = humantime::parse_duration, global = true)]
     pub sqlite_checkpoint_interval: Duration,

@@ -14,6 +14,7 @@ use std::{collections::VecDeque, sync::Arc, sync::atomic::Ordering, time::Durati
 
 use futures_util::Stream;
 use tokio::sync::broadcast::{self, error::RecvError};
+use tokio_util::task::AbortOnDropHandle;
 
 use super::Published;
 use crate::metrics as m;
@@ -44,7 +45,8 @@ struct Feed {
     /// While catching up: the read of the next batch, running while this one is sent,
     /// so reading the log and delivering overlap. At most one, so a catching-up feed
     /// holds at most two batches.
-    prefetch: Option<tokio::task::JoinHandle<Result<ChangeBatch>>>,
+    /// Dropping it (with the feed, even while it is awaited) aborts the read.
+    prefetch: Option<AbortOnDropHandle<Result<ChangeBatch>>>,
 }
 
 const MIN_RETRY: Duration = Duration::from_millis(100);
@@ -115,9 +117,10 @@ impl Feed {
                                 let (store, filter, pos) =
                                     (self.store.clone(), self.filter.clone(), self.pos);
                                 let head = self.store.broker().head();
-                                self.prefetch = Some(tokio::spawn(async move {
-                                    read_batch(&store, &filter, pos, head).await
-                                }));
+                                self.prefetch =
+                                    Some(AbortOnDropHandle::new(tokio::spawn(async move {
+                                        read_batch(&store, &filter, pos, head).await
+                                    })));
                             } else {
                                 self.set_mode(Mode::Live);
                             }
@@ -186,9 +189,6 @@ async fn read_batch(
 
 impl Drop for Feed {
     fn drop(&mut self) {
-        if let Some(next) = self.prefetch.take() {
-            next.abort();
-        }
         self.set_mode(Mode::Done);
         metrics::gauge!(m::SUBSCRIPTIONS_ACTIVE).decrement(1.0);
     }

@@ -40,8 +40,7 @@ use chrono::{DateTime, Utc};
 use entity::{record, record_change};
 use migration::{Migrator, MigratorTrait};
 use sea_orm::{
-    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend,
-    TransactionTrait,
+    ConnectOptions, Database, DatabaseConnection, DatabaseTransaction, DbBackend, TransactionTrait,
     sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous},
 };
 use serde_json::Value;
@@ -162,6 +161,10 @@ pub struct Store {
 /// SQLite: pages of write-ahead log past which a checkpoint makes the log start over.
 pub const WAL_RESTART_PAGES: i64 = 10_000;
 
+/// SQLite: how long a statement waits for a lock another connection holds (5,000 ms;
+/// [`Store::checkpoint`] restores it by that number).
+const SQLITE_BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// The PostgreSQL advisory lock every writer holds while it appends to the change log.
 pub const WRITE_LOCK_KEY: i64 = 0x7265_636f_7264; // "record"
 
@@ -184,7 +187,7 @@ pub async fn connect(config: &Config) -> Result<DatabaseConnection> {
                 // In WAL mode NORMAL survives a process crash; only an OS crash or
                 // power loss can lose the last commits.
                 .synchronous(SqliteSynchronous::Normal)
-                .busy_timeout(std::time::Duration::from_secs(5));
+                .busy_timeout(SQLITE_BUSY_TIMEOUT);
             if background_checkpoints {
                 // `checkpoint_loop` checkpoints instead of the committing writer, and a
                 // log that grew under load is cut back to 64 MiB once it restarts.
@@ -250,20 +253,33 @@ impl Store {
             broker: broker.clone(),
             limits: Arc::clone(&limits),
         };
-        // The writer gets a thread and a runtime of its own: on the shared runtime each of
-        // its statements would wait behind every request and subscription task in the
-        // run queue, and those waits add up while it holds the write lock.
         let batch = limits.write_batch;
-        let spawned = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .and_then(|runtime| {
-                std::thread::Builder::new()
-                    .name("recordsync-writer".into())
-                    .spawn(move || runtime.block_on(task.run(jobs, batch)))
-            });
-        if let Err(err) = spawned {
-            tracing::error!(error = %err, "could not start the writer thread");
+        if db.get_database_backend() == DbBackend::Sqlite {
+            // On SQLite the writer gets a thread and a runtime of its own: on the shared
+            // runtime each of its statements would wait behind every request and
+            // subscription task in the run queue, and those waits add up while it holds
+            // the write lock. (sqlx drives SQLite connections from threads of its own, so
+            // they are not tied to the runtime that opened them. PostgreSQL connections
+            // are: one the writer's runtime opened would do its I/O there, so on
+            // PostgreSQL the writer stays on the shared runtime.)
+            let spawned = std::thread::Builder::new()
+                .name("recordsync-writer".into())
+                .spawn(move || {
+                    match tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                    {
+                        Ok(runtime) => runtime.block_on(task.run(jobs, batch)),
+                        Err(err) => {
+                            tracing::error!(error = %err, "could not start the writer's runtime")
+                        }
+                    }
+                });
+            if let Err(err) = spawned {
+                tracing::error!(error = %err, "could not start the writer thread");
+            }
+        } else {
+            tokio::spawn(task.run(jobs, batch));
         }
         Self {
             db,
@@ -358,10 +374,13 @@ impl Store {
             },
             other => other,
         };
-        let gone = || Error::Internal("the writer task has stopped".into());
         // Room in the queue first: a client that leaves while waiting for it has queued
         // nothing, and once queued, the write no longer depends on the client.
-        let permit = self.queue.reserve().await.map_err(|_| gone())?;
+        let permit = self
+            .queue
+            .reserve()
+            .await
+            .map_err(|_| Error::Internal("the writer task has stopped".into()))?;
         let (reply, outcome) = oneshot::channel();
         permit.send(writer::Job {
             access: access.clone(),
@@ -370,7 +389,11 @@ impl Store {
             started,
             reply,
         });
-        outcome.await.map_err(|_| gone())?
+        // No answer means the writer's group failed without one (a bug, logged there):
+        // whether this write committed is unknown.
+        outcome.await.map_err(|_| {
+            Error::Internal("the write failed and whether it committed is unknown".into())
+        })?
     }
 
     /// Checks a client page size (`first`/`last`) against the limits.
@@ -405,22 +428,35 @@ impl Store {
     /// without waiting for anyone (a passive checkpoint). The log only starts over when a
     /// writer finds it wholly copied, which steady writes may never allow; so once it
     /// passes [`WAL_RESTART_PAGES`] and is wholly copied, a restarting checkpoint makes
-    /// the next writer start it over. That waits for writers, about once per
-    /// 40 MB written under steady load.
+    /// the next writer start it over. That one holds the write lock while it waits for
+    /// readers, so it waits at most 50 ms and otherwise gives up until
+    /// the next time: writers wait that long at most, about once per 40 MB written.
     pub async fn checkpoint(&self) -> Result<()> {
-        let pragma = |mode: &str| {
-            sea_orm::Statement::from_string(
-                DbBackend::Sqlite,
-                format!("PRAGMA wal_checkpoint({mode})"),
-            )
-        };
-        let Some(row) = self.db.query_one_raw(pragma("PASSIVE")).await? else {
-            return Ok(());
-        };
-        let log: i64 = row.try_get("", "log")?;
-        let copied: i64 = row.try_get("", "checkpointed")?;
+        use sea_orm::sqlx;
+        let unavailable =
+            |e: sqlx::Error| Error::Unavailable(sea_orm::DbErr::Custom(e.to_string()));
+        let pool = self.db.get_sqlite_connection_pool();
+        let mut conn = pool.acquire().await.map_err(unavailable)?;
+        // One row: busy, log (pages in the log), checkpointed (pages copied).
+        let (_busy, log, copied): (i64, i64, i64) =
+            sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)")
+                .fetch_one(&mut *conn)
+                .await
+                .map_err(unavailable)?;
         if log > WAL_RESTART_PAGES && copied == log {
-            self.db.query_one_raw(pragma("RESTART")).await?;
+            sqlx::query("PRAGMA busy_timeout = 50")
+                .execute(&mut *conn)
+                .await
+                .map_err(unavailable)?;
+            let restarted = sqlx::query("PRAGMA wal_checkpoint(RESTART)")
+                .execute(&mut *conn)
+                .await;
+            // The connection goes back to the pool: give it back SQLITE_BUSY_TIMEOUT.
+            sqlx::query("PRAGMA busy_timeout = 5000")
+                .execute(&mut *conn)
+                .await
+                .map_err(unavailable)?;
+            restarted.map_err(unavailable)?;
         }
         Ok(())
     }
