@@ -296,35 +296,42 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     (status, Json(body))
 }
 
-/// SQLite: checkpoints the write-ahead log every `sqlite_checkpoint_interval` until
-/// shutdown, so that the write path never does.
-async fn checkpoint_loop(state: AppState) {
-    let mut tick = tokio::time::interval(state.config.sqlite_checkpoint_interval);
+/// Runs `work` every `period` until shutdown; a run that overruns delays the next.
+async fn every<F, Fut>(state: &AppState, period: std::time::Duration, mut work: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let mut tick = tokio::time::interval(period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = state.shutdown.cancelled() => return,
             _ = tick.tick() => {}
         }
+        work().await;
+    }
+}
+
+/// SQLite: checkpoints the write-ahead log every `sqlite_checkpoint_interval` until
+/// shutdown, so that the write path never does.
+async fn checkpoint_loop(state: AppState) {
+    every(&state, state.config.sqlite_checkpoint_interval, || async {
         if let Err(err) = state.store.checkpoint().await {
             tracing::warn!(error = %err, "checkpointing the write-ahead log failed");
         }
-    }
+    })
+    .await;
 }
 
 /// Prunes the change log every `prune_interval` until shutdown.
 async fn prune_loop(state: AppState) {
-    let mut tick = tokio::time::interval(state.config.prune_interval);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = state.shutdown.cancelled() => return,
-            _ = tick.tick() => {}
-        }
+    every(&state, state.config.prune_interval, || async {
         match state.store.prune(state.config.change_retention).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(pruned = n, "pruned the change log"),
             Err(err) => tracing::warn!(error = %err, "pruning the change log failed"),
         }
-    }
+    })
+    .await;
 }

@@ -230,16 +230,16 @@ impl Writer {
             .collect::<HashSet<_>>()
             .into_iter()
             .collect();
-        let mut states: HashMap<Uuid, Option<record::Model>> =
-            ids.iter().map(|id| (*id, None)).collect();
-        for found in record::Entity::find()
+        // Every record the group touches, as it is now; absent ones are added as `None`
+        // when a job first looks.
+        let mut states: HashMap<Uuid, Option<record::Model>> = record::Entity::find()
             .filter(record::Column::Id.is_in(ids))
             .all(txn)
             .await
             .map_err(|e| GroupError::Setup(e.into()))?
-        {
-            states.insert(found.id, Some(found));
-        }
+            .into_iter()
+            .map(|found| (found.id, Some(found)))
+            .collect();
 
         let mut outcomes = Vec::with_capacity(jobs.len());
         let mut pending = Vec::with_capacity(jobs.len());
