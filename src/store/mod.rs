@@ -210,16 +210,15 @@ pub async fn migrate(db: &DatabaseConnection) -> Result<()> {
         return Ok(Migrator::up(db, None).await?);
     }
     use sea_orm::sqlx::{self, Connection};
-    let unavailable = |e: sqlx::Error| Error::Unavailable(sea_orm::DbErr::Custom(e.to_string()));
     let options = db.get_postgres_connection_pool().connect_options();
     let mut lock = sqlx::PgConnection::connect_with(&options)
         .await
-        .map_err(unavailable)?;
+        .map_err(from_sqlx)?;
     sqlx::query("SELECT pg_advisory_lock($1)")
         .bind(MIGRATION_LOCK_KEY)
         .execute(&mut lock)
         .await
-        .map_err(unavailable)?;
+        .map_err(from_sqlx)?;
     let migrated = Migrator::up(db, None).await;
     // Closing the session releases the lock in any case; unlocking first just says so.
     let _ = sqlx::query("SELECT pg_advisory_unlock($1)")
@@ -228,6 +227,12 @@ pub async fn migrate(db: &DatabaseConnection) -> Result<()> {
         .await;
     let _ = lock.close().await;
     Ok(migrated?)
+}
+
+/// An error of a statement run on sqlx directly, told apart as [`Error::from`] tells
+/// SeaORM's: connection failures are [`Error::Unavailable`].
+fn from_sqlx(err: sea_orm::sqlx::Error) -> Error {
+    sea_orm::DbErr::Query(sea_orm::RuntimeErr::SqlxError(Arc::new(err))).into()
 }
 
 /// The PostgreSQL advisory lock an instance holds while it applies migrations.
@@ -433,21 +438,19 @@ impl Store {
     /// the next time: writers wait that long at most, about once per 40 MB written.
     pub async fn checkpoint(&self) -> Result<()> {
         use sea_orm::sqlx;
-        let unavailable =
-            |e: sqlx::Error| Error::Unavailable(sea_orm::DbErr::Custom(e.to_string()));
         let pool = self.db.get_sqlite_connection_pool();
-        let mut conn = pool.acquire().await.map_err(unavailable)?;
+        let mut conn = pool.acquire().await.map_err(from_sqlx)?;
         // One row: busy, log (pages in the log), checkpointed (pages copied).
         let (_busy, log, copied): (i64, i64, i64) =
             sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)")
                 .fetch_one(&mut *conn)
                 .await
-                .map_err(unavailable)?;
+                .map_err(from_sqlx)?;
         if log > WAL_RESTART_PAGES && copied == log {
             sqlx::query("PRAGMA busy_timeout = 50")
                 .execute(&mut *conn)
                 .await
-                .map_err(unavailable)?;
+                .map_err(from_sqlx)?;
             let restarted = sqlx::query("PRAGMA wal_checkpoint(RESTART)")
                 .execute(&mut *conn)
                 .await;
@@ -455,8 +458,8 @@ impl Store {
             sqlx::query("PRAGMA busy_timeout = 5000")
                 .execute(&mut *conn)
                 .await
-                .map_err(unavailable)?;
-            restarted.map_err(unavailable)?;
+                .map_err(from_sqlx)?;
+            restarted.map_err(from_sqlx)?;
         }
         Ok(())
     }
