@@ -362,6 +362,14 @@ pub struct Config {
     pub shutdown_grace: Duration,
 }
 
+impl Config {
+    /// Whether a background task checkpoints SQLite's write-ahead log. The connections
+    /// turn SQLite's own checkpoints off exactly when this holds, so both ask here.
+    pub fn background_checkpoints(&self) -> bool {
+        self.database_url.starts_with("sqlite:") && !self.sqlite_checkpoint_interval.is_zero()
+    }
+}
+
 impl Default for Config {
     /// The documented defaults, with the environment variables applied as on start-up.
     fn default() -> Self {

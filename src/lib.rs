@@ -147,9 +147,7 @@ impl App {
     ) -> anyhow::Result<()> {
         let state = self.state;
         state.tasks.spawn(prune_loop(state.clone()));
-        if state.store.backend() == sea_orm::DbBackend::Sqlite
-            && !state.config.sqlite_checkpoint_interval.is_zero()
-        {
+        if state.config.background_checkpoints() {
             state.tasks.spawn(checkpoint_loop(state.clone()));
         }
         if state.store.backend() == sea_orm::DbBackend::Postgres {

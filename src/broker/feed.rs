@@ -106,7 +106,7 @@ impl Feed {
                                 "reading the change log failed: {e}"
                             )))
                         }),
-                        None => self.read(head).await,
+                        None => read_batch(&self.store, &self.filter, self.pos, head).await,
                     };
                     match read {
                         Ok(read) => {
@@ -158,11 +158,6 @@ impl Feed {
                 },
             }
         }
-    }
-
-    /// The next batch of the log after `pos`, up to `head`.
-    async fn read(&self, head: i64) -> Result<ChangeBatch> {
-        read_batch(&self.store, &self.filter, self.pos, head).await
     }
 
     /// Switches mode, keeping the catching-up gauge true.

@@ -177,7 +177,7 @@ pub async fn connect(config: &Config) -> Result<DatabaseConnection> {
         // only add a round trip to the connection's thread before every query.
         opt.test_before_acquire(false);
     }
-    let background_checkpoints = sqlite && !config.sqlite_checkpoint_interval.is_zero();
+    let background_checkpoints = config.background_checkpoints();
     opt.max_connections(config.db_pool_size.max(1))
         .sqlx_logging(false)
         .map_sqlx_sqlite_opts(move |o| {
