@@ -109,7 +109,8 @@ enum Scope {
 /// Checks credentials, or lets everything through when authentication is off.
 #[derive(Clone)]
 pub struct Authenticator {
-    key: Option<(DecodingKey, Validation)>,
+    /// The key and the checks; shared, since every request clones the authenticator.
+    key: Option<std::sync::Arc<(DecodingKey, Validation)>>,
 }
 
 impl std::fmt::Debug for Authenticator {
@@ -178,7 +179,7 @@ impl Authenticator {
             None => validation.validate_aud = false,
         }
         Self {
-            key: Some((key, validation)),
+            key: Some(std::sync::Arc::new((key, validation))),
         }
     }
 
@@ -190,9 +191,10 @@ impl Authenticator {
     /// The access of a request that presented `authorization` (an `Authorization`
     /// header value, `Bearer <jwt>`), or `UNAUTHENTICATED`.
     pub fn authenticate(&self, authorization: Option<&str>) -> Result<Access> {
-        let Some((key, validation)) = &self.key else {
+        let Some(checks) = &self.key else {
             return Ok(Access::full());
         };
+        let (key, validation) = &**checks;
         let token = authorization
             .and_then(|v| {
                 v.strip_prefix("Bearer ")

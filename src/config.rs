@@ -352,7 +352,7 @@ pub struct Config {
         long,
         env = "RECORDSYNC_CORS_ORIGINS",
         value_delimiter = ',',
-        value_parser = crate::cors::parse_origin,
+        value_parser = crate::http::cors::parse_origin,
         global = true
     )]
     pub cors_origins: Vec<String>,
@@ -370,18 +370,115 @@ impl Config {
     }
 }
 
+impl Config {
+    /// Checks every duration and count a start-up needs: the first option with a value
+    /// the server cannot run with, named as on the command line.
+    pub fn validate(&self) -> Result<(), String> {
+        let positive_durations = [
+            ("--change-retention", self.change_retention),
+            ("--prune-interval", self.prune_interval),
+            ("--follow-poll-interval", self.follow_poll_interval),
+            ("--listen-backoff-min", self.listen_backoff_min),
+            ("--listen-backoff-max", self.listen_backoff_max),
+            ("--ws-init-timeout", self.ws_init_timeout),
+            ("--keep-alive", self.keep_alive),
+            ("--ws-dead-timeout", self.ws_dead_timeout),
+        ];
+        for (option, value) in positive_durations {
+            if value.is_zero() {
+                return Err(format!("{option} must be longer than 0s"));
+            }
+        }
+        let positive_counts = [
+            ("--db-pool-size", self.db_pool_size as usize),
+            ("--max-data-bytes", self.max_data_bytes),
+            ("--max-body-bytes", self.max_body_bytes),
+            ("--max-page-size", self.max_page_size as usize),
+            ("--max-query-depth", self.max_query_depth),
+            ("--max-query-complexity", self.max_query_complexity),
+            ("--live-buffer", self.live_buffer),
+            ("--catch-up-batch", self.catch_up_batch as usize),
+            ("--write-queue", self.write_queue),
+            ("--ws-max-message-bytes", self.ws_max_message_bytes),
+            ("--ws-read-buffer-bytes", self.ws_read_buffer_bytes),
+            ("--ws-max-subscriptions", self.ws_max_subscriptions),
+            ("--ws-send-queue", self.ws_send_queue),
+            ("--ws-max-connections", self.ws_max_connections),
+            (
+                "--ws-max-connections-per-address",
+                self.ws_max_connections_per_address,
+            ),
+            (
+                "--ws-max-messages-per-second",
+                self.ws_max_messages_per_second as usize,
+            ),
+            ("--sse-max-streams", self.sse_max_streams),
+        ];
+        for (option, value) in positive_counts {
+            if value == 0 {
+                return Err(format!("{option} must be at least 1"));
+            }
+        }
+        if self.listen_backoff_min > self.listen_backoff_max {
+            return Err("--listen-backoff-min must not be longer than --listen-backoff-max".into());
+        }
+        if self.default_page_size > self.max_page_size {
+            return Err("--default-page-size must not be over --max-page-size".into());
+        }
+        Ok(())
+    }
+}
+
 impl Default for Config {
-    /// The documented defaults, with the environment variables applied as on start-up.
+    /// The documented defaults. The environment is not read: a `RECORDSYNC_*` variable
+    /// set for the binary must not change (or break) a server built in code.
     fn default() -> Self {
+        use clap::{CommandFactory, FromArgMatches};
         #[derive(Parser)]
         struct Defaults {
             #[command(flatten)]
             config: Config,
         }
-        // Parsing an empty command line cannot fail: every field has a default.
-        match Defaults::try_parse_from(["recordsync"]) {
-            Ok(d) => d.config,
-            Err(e) => unreachable!("defaults must parse: {e}"),
-        }
+        let command = Defaults::command().mut_args(|arg| arg.env(None::<&str>));
+        // Every field has a default that parses (a unit test holds this), so this only
+        // fails if that test fails too.
+        command
+            .try_get_matches_from(["recordsync"])
+            .and_then(|matches| Config::from_arg_matches(&matches))
+            .unwrap_or_else(|e| panic!("the documented defaults must parse: {e}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_defaults_are_valid_and_ignore_the_environment() {
+        // SAFETY: no other test of this binary reads or writes this variable.
+        unsafe { std::env::set_var("RECORDSYNC_PRUNE_INTERVAL", "not a duration") };
+        let config = Config::default();
+        assert_eq!(config.prune_interval, Duration::from_secs(60));
+        assert_eq!(config.validate(), Ok(()));
+    }
+
+    #[test]
+    fn zero_durations_and_counts_name_their_option() {
+        let config = Config {
+            prune_interval: Duration::ZERO,
+            ..Config::default()
+        };
+        assert_eq!(
+            config.validate(),
+            Err("--prune-interval must be longer than 0s".to_owned())
+        );
+        let config = Config {
+            catch_up_batch: 0,
+            ..Config::default()
+        };
+        assert_eq!(
+            config.validate(),
+            Err("--catch-up-batch must be at least 1".to_owned())
+        );
     }
 }

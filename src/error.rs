@@ -167,12 +167,21 @@ impl Error {
         }
     }
 
-    /// The error as a JSON object: `code`, `message`, and `currentVersion` on a
-    /// version conflict.
+    /// What a client reads besides `code` and `message`: `currentVersion` on a version
+    /// conflict. Every error shape (REST, GraphQL over HTTP, GraphQL errors) takes them
+    /// from here.
+    fn details(&self) -> Vec<(&'static str, serde_json::Value)> {
+        match self {
+            Error::VersionConflict { current, .. } => vec![("currentVersion", json!(current))],
+            _ => Vec::new(),
+        }
+    }
+
+    /// The error as a JSON object: `code`, `message` and [`Error::details`].
     pub fn to_json(&self) -> serde_json::Value {
         let mut body = json!({"code": self.code(), "message": self.public_message()});
-        if let Error::VersionConflict { current, .. } = self {
-            body["currentVersion"] = json!(current);
+        for (key, value) in self.details() {
+            body[key] = value;
         }
         body
     }
@@ -199,8 +208,8 @@ impl Error {
     pub fn into_graphql_response(self) -> Response {
         let mut error =
             json!({"message": self.public_message(), "extensions": {"code": self.code()}});
-        if let Error::VersionConflict { current, .. } = &self {
-            error["extensions"]["currentVersion"] = json!(current);
+        for (key, value) in self.details() {
+            error["extensions"][key] = value;
         }
         let mut resp = (self.status(), Json(json!({"errors": [error]}))).into_response();
         self.headers(&mut resp);
@@ -254,12 +263,14 @@ fn is_connection_failure(err: &sea_orm::DbErr) -> bool {
 
 impl ErrorExtensions for Error {
     /// The GraphQL error a client sees: the message (generic for internal errors) and
-    /// `extensions.code`, plus `currentVersion` on a version conflict.
+    /// `extensions.code`, plus [`Error::details`].
     fn extend(&self) -> async_graphql::Error {
         async_graphql::Error::new(self.public_message()).extend_with(|_, ext| {
             ext.set("code", self.code());
-            if let Error::VersionConflict { current, .. } = self {
-                ext.set("currentVersion", *current);
+            for (key, value) in self.details() {
+                if let Ok(value) = async_graphql::Value::from_json(value) {
+                    ext.set(key, value);
+                }
             }
         })
     }

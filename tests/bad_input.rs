@@ -130,11 +130,11 @@ async fn hostile_requests_are_refused_and_change_nothing(db: Arc<TestDb>) {
     assert_eq!(app.all_records().await, records, "records changed");
     assert_eq!(app.all_changes().await, changes, "change log changed");
     let deadline = tokio::time::Instant::now() + ARRIVE;
-    while app.store.broker().receivers() > 0 {
+    while app.service.broker().receivers() > 0 {
         assert!(
             tokio::time::Instant::now() < deadline,
             "{} subscriptions left running",
-            app.store.broker().receivers()
+            app.service.broker().receivers()
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
@@ -451,15 +451,9 @@ fn op_of(query: &str) -> Op {
 /// about 45·n bytes.
 fn fragment_fanout(n: usize) -> String {
     let spreads: String = (0..n)
-        .map(|i| {
-            format!(
-                "fragment F{i} on QueryRoot {{ ...F{} ...F{} }} ",
-                i + 1,
-                i + 1
-            )
-        })
+        .map(|i| format!("fragment F{i} on Query {{ ...F{} ...F{} }} ", i + 1, i + 1))
         .collect();
-    format!("query {{ ...F0 }} {spreads}fragment F{n} on QueryRoot {{ __typename }}")
+    format!("query {{ ...F0 }} {spreads}fragment F{n} on Query {{ __typename }}")
 }
 
 /// Strings that must be data, never SQL, markup or a path.
@@ -917,7 +911,7 @@ fn graphql_cases(seed: &Seed, limits: &Limits) -> Vec<(String, Gql)> {
         format!(
             "query {{ ...F0 }} {}",
             (0..300)
-                .map(|i| format!("fragment F{i} on QueryRoot {{ ...F{} }}", i + 1))
+                .map(|i| format!("fragment F{i} on Query {{ ...F{} }}", i + 1))
                 .collect::<String>()
         ),
         json!({}),
@@ -3181,7 +3175,7 @@ async fn usable_legacy(ws: &mut Socket) -> Result<(), String> {
         if msg["type"] == "error" && msg["id"] != "check" {
             continue;
         }
-        return if msg["type"] == "data" && msg["payload"]["data"]["__typename"] == "QueryRoot" {
+        return if msg["type"] == "data" && msg["payload"]["data"]["__typename"] == "Query" {
             Ok(())
         } else {
             Err(format!("connection unusable afterwards: {msg}"))

@@ -146,7 +146,7 @@ async fn a_terminated_listen_connection_loses_no_change() {
     let terminate = format!(
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
          WHERE application_name = '{}' AND datname = current_database()",
-        recordsync::broker::follower::APPLICATION_NAME
+        recordsync::service::follower::APPLICATION_NAME
     );
     sql(&b.db, &terminate).await;
     let rest = ws.next_changes("s", 130).await;

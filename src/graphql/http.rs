@@ -28,12 +28,14 @@ use axum::{
 };
 use serde_json::{Map, Value};
 
-use super::{sse, ws};
+use super::{GraphqlState, limits, response::response_json, sse, ws};
 use crate::{
-    AppState,
     error::{Error, Result},
-    request::{has_media_type, negotiate, read_body},
-    sse::EVENT_STREAM,
+    http::{
+        authorization,
+        request::{has_media_type, negotiate, read_body},
+        sse::EVENT_STREAM,
+    },
 };
 
 /// The response media type the specification defines.
@@ -43,7 +45,7 @@ pub const JSON: &str = "application/json";
 
 /// `POST /graphql`. The body must be JSON: refusing other media types also keeps a
 /// cross-site form or `text/plain` request from running a mutation.
-pub async fn post(State(state): State<AppState>, req: Request) -> Response {
+pub async fn post(State(state): State<GraphqlState>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
     match read_post(&state, &parts, body).await {
         Ok(request) => respond(&state, &parts.headers, request).await,
@@ -51,13 +53,17 @@ pub async fn post(State(state): State<AppState>, req: Request) -> Response {
     }
 }
 
-async fn read_post(state: &AppState, parts: &Parts, body: Body) -> Result<async_graphql::Request> {
+async fn read_post(
+    state: &GraphqlState,
+    parts: &Parts,
+    body: Body,
+) -> Result<async_graphql::Request> {
     if !has_media_type(&parts.headers, &[JSON]) {
         return Err(Error::UnsupportedMediaType(
             "send the request as Content-Type: application/json".into(),
         ));
     }
-    let bytes = read_body(body, state.config.max_body_bytes).await?;
+    let bytes = read_body(body, state.max_body_bytes).await?;
     let body: Value = serde_json::from_slice(&bytes)
         .map_err(|e| Error::bad_request(format!("the body is not JSON: {e}")))?;
     let Value::Object(mut params) = body else {
@@ -126,7 +132,7 @@ fn build(
 }
 
 /// `GET /graphql`: the WebSocket upgrade, GraphiQL for a browser, or a query.
-pub async fn get(State(state): State<AppState>, req: Request) -> Response {
+pub async fn get(State(state): State<GraphqlState>, req: Request) -> Response {
     let (mut parts, _body) = req.into_parts();
     let wants_upgrade = parts
         .headers
@@ -135,7 +141,7 @@ pub async fn get(State(state): State<AppState>, req: Request) -> Response {
         .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
     if wants_upgrade {
         return match WebSocketUpgrade::from_request_parts(&mut parts, &state).await {
-            Ok(upgrade) => websocket(state, upgrade, &parts),
+            Ok(upgrade) => ws::upgrade(state, upgrade, &parts),
             Err(rejection) => rejection.into_response(),
         };
     }
@@ -220,7 +226,7 @@ fn parse_get(uri: &axum::http::Uri) -> Result<async_graphql::Request> {
 /// Runs a well-formed request and answers in the media type the client prefers: an
 /// event stream, or one JSON response.
 async fn respond(
-    state: &AppState,
+    state: &GraphqlState,
     headers: &HeaderMap,
     request: async_graphql::Request,
 ) -> Response {
@@ -257,33 +263,13 @@ async fn respond(
         .into_response()
 }
 
-/// A GraphQL response as JSON, and whether it was refused before execution. A refused
-/// request has no `data` entry, as the GraphQL specification requires.
-pub fn response_json(response: async_graphql::Response) -> (bool, Value) {
-    let refused = ws::is_request_error(&response);
-    let mut body = serde_json::to_value(&response).unwrap_or_else(|e| {
-        tracing::error!(error = %e, "cannot serialize a response");
-        serde_json::json!({"errors": [{"message": "internal server error"}]})
-    });
-    if refused && let Value::Object(map) = &mut body {
-        map.remove("data");
-    }
-    (refused, body)
-}
-
-/// Whether `req` selects a mutation.
+/// Whether `req` selects a mutation (see [`limits::selects_mutation`]).
 fn is_mutation(req: &async_graphql::Request) -> bool {
-    use async_graphql::parser::types::{DocumentOperations, OperationType};
-    let Ok(doc) = async_graphql::parser::parse_query(&req.query) else {
+    match async_graphql::parser::parse_query(&req.query) {
+        Ok(doc) => limits::selects_mutation(&doc, req.operation_name.as_deref()),
         // Unparseable: execution reports the syntax error.
-        return false;
-    };
-    let selected = match (&doc.operations, req.operation_name.as_deref()) {
-        (DocumentOperations::Single(op), _) => Some(op),
-        (DocumentOperations::Multiple(ops), Some(name)) => ops.get(name),
-        (DocumentOperations::Multiple(_), None) => None,
-    };
-    selected.is_some_and(|op| op.node.ty == OperationType::Mutation)
+        Err(_) => false,
+    }
 }
 
 /// GraphiQL, with subscriptions over the same endpoint.
@@ -295,63 +281,4 @@ fn graphiql() -> Html<String> {
             .title("recordsync")
             .finish(),
     )
-}
-
-fn websocket(state: AppState, upgrade: WebSocketUpgrade, parts: &Parts) -> Response {
-    let credential = authorization(&parts.headers).map(str::to_owned);
-    let address = parts
-        .extensions
-        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .map_or(std::net::IpAddr::from([0, 0, 0, 0]), |c| c.0.ip());
-    let slot = match state.connections.admit(address) {
-        Ok(slot) => slot,
-        Err(err) => return err.into_graphql_response(),
-    };
-    let config = &state.config;
-    let limits = ws::WsLimits {
-        init_timeout: config.ws_init_timeout,
-        max_subscriptions: config.ws_max_subscriptions,
-        send_queue: config.ws_send_queue,
-        keep_alive: config.keep_alive,
-        dead_timeout: config.ws_dead_timeout,
-        max_messages_per_second: config.ws_max_messages_per_second,
-    };
-    let upgrade = upgrade
-        .protocols(ws::PROTOCOLS)
-        .max_message_size(config.ws_max_message_bytes)
-        .max_frame_size(config.ws_max_message_bytes)
-        // tungstenite's default read buffer (128 KiB) is allocated in full per socket.
-        .read_buffer_size(config.ws_read_buffer_bytes);
-    let protocol = upgrade
-        .selected_protocol()
-        .and_then(|p| p.to_str().ok())
-        .and_then(ws::Protocol::from_name);
-    let tasks = state.tasks.clone();
-    upgrade.on_upgrade(move |socket| {
-        tasks.track_future(async move {
-            let _slot = slot;
-            match protocol {
-                Some(protocol) => {
-                    ws::serve(
-                        socket,
-                        protocol,
-                        state.schema.clone(),
-                        limits,
-                        state.auth.clone(),
-                        credential,
-                        state.shutdown.clone(),
-                    )
-                    .await;
-                }
-                None => ws::reject_subprotocol(socket).await,
-            }
-        })
-    })
-}
-
-/// The `Authorization` header's value.
-pub fn authorization(headers: &HeaderMap) -> Option<&str> {
-    headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
 }

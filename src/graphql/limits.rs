@@ -74,7 +74,8 @@ impl Extension for AliasLimitExtension {
                 .values()
                 .map(|f| count(&f.node.selection_set.node))
                 .sum::<usize>();
-        if ctx.data_opt::<QueriesOnly>().is_some() && selects_mutation(&doc, ctx) {
+        let name = ctx.data_opt::<OperationName>().map(|n| n.0.as_str());
+        if ctx.data_opt::<QueriesOnly>().is_some() && selects_mutation(&doc, name) {
             let err = async_graphql::Error::new("mutations must be sent with POST")
                 .extend_with(|_, e| e.set("code", "METHOD_NOT_ALLOWED"));
             return Err(err.into_server_error(Default::default()));
@@ -94,11 +95,13 @@ impl Extension for AliasLimitExtension {
 /// Request data marking a request that may only run queries (one sent with `GET`).
 pub struct QueriesOnly;
 
-/// Whether the operation the request selects (or the only one) is a mutation.
-fn selects_mutation(doc: &ExecutableDocument, ctx: &ExtensionContext<'_>) -> bool {
+/// Whether the operation a request named `operation_name` runs in `doc` is a
+/// mutation: the named one, or the document's only one. The one detector for both the
+/// `GET` handler (which answers 405 before anything runs) and the check on documents
+/// from the persisted-query cache.
+pub fn selects_mutation(doc: &ExecutableDocument, operation_name: Option<&str>) -> bool {
     use async_graphql::parser::types::{DocumentOperations, OperationType};
-    let name = ctx.data_opt::<OperationName>().map(|n| n.0.as_str());
-    let op = match (&doc.operations, name) {
+    let op = match (&doc.operations, operation_name) {
         (DocumentOperations::Single(op), _) => Some(op),
         (DocumentOperations::Multiple(ops), Some(name)) => ops.get(name),
         (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => ops.values().next(),

@@ -1,31 +1,25 @@
-//! Mutation resolvers: each is one call to the store's single write path.
+//! Mutation resolvers: each is one call to the service's single write path.
 
 use async_graphql::{Context, Json, Object, Result};
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::types::{CreateRecordInput, Record};
-use crate::error::GqlResult;
-use crate::store::{Store, Write};
+use super::types::CreateRecordInput;
+use crate::{error::GqlResult, model::Record, service::Service};
 
-/// The root of mutations.
+/// The root of mutations (`Mutation` in the schema).
 pub struct MutationRoot;
 
-#[Object]
+#[Object(name = "Mutation")]
 impl MutationRoot {
     /// Creates a record. `ALREADY_EXISTS` if the id is taken.
     async fn create_record(&self, ctx: &Context<'_>, input: CreateRecordInput) -> Result<Record> {
-        let store = ctx.data::<Store>()?;
-        Ok(store
-            .create_as(
-                &super::access(ctx),
-                input.id,
-                input.collection,
-                input.data.0,
-            )
-            .await
-            .gql()?
-            .into())
+        let service = ctx.data::<Service>()?;
+        let access = super::access(ctx)?;
+        let record = service
+            .create(access, input.id, input.collection, input.data.0)
+            .await;
+        Ok(record.gql()?.into())
     }
 
     /// Replaces a record's data. With `expectedVersion`, refuses (`VERSION_CONFLICT`)
@@ -37,19 +31,10 @@ impl MutationRoot {
         data: Json<Value>,
         expected_version: Option<i32>,
     ) -> Result<Record> {
-        let store = ctx.data::<Store>()?;
-        Ok(store
-            .apply_as(
-                &super::access(ctx),
-                id,
-                Write::Replace {
-                    data: data.0,
-                    expected_version,
-                },
-            )
-            .await
-            .gql()?
-            .into())
+        let service = ctx.data::<Service>()?;
+        let access = super::access(ctx)?;
+        let record = service.update(access, id, data.0, expected_version).await;
+        Ok(record.gql()?.into())
     }
 
     /// Applies a JSON Merge Patch (RFC 7396) to a record's data.
@@ -60,19 +45,10 @@ impl MutationRoot {
         patch: Json<Value>,
         expected_version: Option<i32>,
     ) -> Result<Record> {
-        let store = ctx.data::<Store>()?;
-        Ok(store
-            .apply_as(
-                &super::access(ctx),
-                id,
-                Write::Patch {
-                    patch: patch.0,
-                    expected_version,
-                },
-            )
-            .await
-            .gql()?
-            .into())
+        let service = ctx.data::<Service>()?;
+        let access = super::access(ctx)?;
+        let record = service.patch(access, id, patch.0, expected_version).await;
+        Ok(record.gql()?.into())
     }
 
     /// Deletes a record and returns its last state.
@@ -82,11 +58,9 @@ impl MutationRoot {
         id: Uuid,
         expected_version: Option<i32>,
     ) -> Result<Record> {
-        let store = ctx.data::<Store>()?;
-        Ok(store
-            .apply_as(&super::access(ctx), id, Write::Delete { expected_version })
-            .await
-            .gql()?
-            .into())
+        let service = ctx.data::<Service>()?;
+        let access = super::access(ctx)?;
+        let record = service.delete(access, id, expected_version).await;
+        Ok(record.gql()?.into())
     }
 }

@@ -1,28 +1,25 @@
-//! Query resolvers.
+//! Query resolvers: each parses its arguments and calls one service operation.
 
 use async_graphql::{Context, Object, Result};
 use uuid::Uuid;
 
-use super::types::{ChangeConnection, Record, RecordConnection, RecordFilter, RecordOrder};
-use crate::error::GqlResult;
-use crate::store::{
-    Store, changes::ChangeFilter, cursor, records::PageRequest, validate_collection,
+use super::types::{ChangeConnection, RecordConnection, RecordFilter, RecordOrder};
+use crate::{
+    error::GqlResult,
+    model::Record,
+    service::{ChangesQuery, RecordsQuery, Service},
 };
 
-/// The root of queries.
+/// The root of queries (`Query` in the schema, the name tools assume).
 pub struct QueryRoot;
 
-#[Object]
+#[Object(name = "Query")]
 impl QueryRoot {
     /// One record by id, or null.
     async fn record(&self, ctx: &Context<'_>, id: Uuid) -> Result<Option<Record>> {
-        let access = super::access(ctx);
-        access.check_read().gql()?;
-        let record = ctx.data::<Store>()?.record(id).await.gql()?;
-        // A record the token may not see is indistinguishable from a missing one.
-        Ok(record
-            .filter(|r| access.allows(&r.collection))
-            .map(Into::into))
+        let service = ctx.data::<Service>()?;
+        let record = service.record(super::access(ctx)?, id).await.gql()?;
+        Ok(record.map(Into::into))
     }
 
     /// A page of records (Relay connection; default 50 per page, at most 500).
@@ -38,27 +35,18 @@ impl QueryRoot {
         last: Option<i32>,
         before: Option<String>,
     ) -> Result<RecordConnection> {
-        let store = ctx.data::<Store>()?;
-        let access = super::access(ctx);
-        access.check_read().gql()?;
-        if let Some(c) = &collection {
-            access.check_collection(c).gql()?;
-        }
-        let page = store
-            .records(PageRequest {
-                collection,
-                allowed: access.collection_list(),
-                filter: filter.unwrap_or_default().into(),
-                order: order_by.as_ref().map(|o| o.field.into()),
-                descending: order_by
-                    .is_some_and(|o| o.direction == super::types::OrderDirection::Desc),
-                first,
-                after,
-                last,
-                before,
-            })
-            .await
-            .gql()?;
+        let service = ctx.data::<Service>()?;
+        let query = RecordsQuery {
+            collection,
+            filter: filter.unwrap_or_default().into(),
+            order: order_by.as_ref().map(|o| o.field.into()),
+            descending: order_by.is_some_and(|o| o.direction == super::types::OrderDirection::Desc),
+            first,
+            after,
+            last,
+            before,
+        };
+        let page = service.records(super::access(ctx)?, query).await.gql()?;
         Ok(RecordConnection(page))
     }
 
@@ -71,26 +59,16 @@ impl QueryRoot {
         collection: Option<String>,
         first: Option<i32>,
     ) -> Result<ChangeConnection> {
-        let store = ctx.data::<Store>()?;
-        let access = super::access(ctx);
-        access.check_read().gql()?;
-        if let Some(c) = &collection {
-            validate_collection(c).gql()?;
-            access.check_collection(c).gql()?;
-        }
-        let after = after
-            .as_deref()
-            .map(cursor::decode_change)
-            .transpose()
-            .gql()?;
-        let first = store.page_size(first).gql()?;
-        let filter = ChangeFilter {
+        let service = ctx.data::<Service>()?;
+        let query = ChangesQuery {
             collection,
-            allowed: access.collection_list(),
+            after,
             ..Default::default()
         };
-        Ok(ChangeConnection(
-            store.changes(after, &filter, first).await.gql()?,
-        ))
+        let batch = service
+            .changes(super::access(ctx)?, query, first)
+            .await
+            .gql()?;
+        Ok(ChangeConnection(batch))
     }
 }

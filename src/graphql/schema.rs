@@ -6,15 +6,15 @@ use async_graphql::{
 };
 
 use super::{mutation::MutationRoot, query::QueryRoot, subscription::SubscriptionRoot};
-use crate::{config::Config, store::Store};
+use crate::{config::Config, service::Service};
 
 /// The recordsync schema.
 pub type AppSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
 
-/// The schema serving `store`, with the query limits of `config`.
-pub fn build(store: Store, config: &Config) -> AppSchema {
+/// The schema serving `service`, with the query limits of `config`.
+pub fn build(service: Service, config: &Config) -> AppSchema {
     let mut builder = Schema::build(QueryRoot, MutationRoot, SubscriptionRoot)
-        .data(store)
+        .data(service)
         .limit_depth(config.max_query_depth)
         .limit_complexity(config.max_query_complexity)
         .extension(super::limits::DocumentLimits(

@@ -12,11 +12,11 @@
 use axum::response::Response;
 use futures_util::StreamExt;
 
-use super::http::response_json;
-use crate::{AppState, sse::Event};
+use super::{GraphqlState, response::response_json};
+use crate::http::sse::Event;
 
 /// Streams the results of `request`.
-pub fn serve(state: &AppState, request: async_graphql::Request) -> Response {
+pub fn serve(state: &GraphqlState, request: async_graphql::Request) -> Response {
     let slot = match state.streams.admit() {
         Ok(slot) => slot,
         Err(err) => return err.into_graphql_response(),

@@ -4,17 +4,16 @@ use async_graphql::{Context, Result, Subscription};
 use futures_util::{Stream, StreamExt};
 use uuid::Uuid;
 
-use super::types::{ChangeKind, RecordChange};
-use crate::error::GqlResult;
 use crate::{
-    broker::feed,
-    store::{Store, changes::ChangeFilter, cursor, validate_collection},
+    error::GqlResult,
+    model::{ChangeKind, RecordChange},
+    service::{ChangesQuery, Service},
 };
 
-/// The root of subscriptions.
+/// The root of subscriptions (`Subscription` in the schema).
 pub struct SubscriptionRoot;
 
-#[Subscription]
+#[Subscription(name = "Subscription")]
 impl SubscriptionRoot {
     /// Every committed change matching the arguments, in commit order, each once.
     ///
@@ -29,33 +28,14 @@ impl SubscriptionRoot {
         kinds: Option<Vec<ChangeKind>>,
         after: Option<String>,
     ) -> Result<impl Stream<Item = Result<RecordChange>> + use<>> {
-        let store = ctx.data::<Store>()?.clone();
-        let access = super::access(ctx);
-        access.check_read().gql()?;
-        if let Some(c) = &collection {
-            validate_collection(c).gql()?;
-            access.check_collection(c).gql()?;
-        }
-        // Without `after`, start at the log's head as the database sees it now, so that
-        // nothing committed before the subscription arrives, whichever instance wrote it.
-        let after = match after
-            .as_deref()
-            .map(cursor::decode_change)
-            .transpose()
-            .gql()?
-        {
-            Some(after) => {
-                store.check_resume(after).await.gql()?;
-                after
-            }
-            None => store.head().await.gql()?,
-        };
-        let filter = ChangeFilter {
+        let service = ctx.data::<Service>()?;
+        let query = ChangesQuery {
             collection,
-            allowed: access.collection_list(),
             id,
-            kinds: kinds.map(|ks| ks.into_iter().map(Into::into).collect()),
+            kinds,
+            after,
         };
-        Ok(feed::subscribe(store, filter, after).map(|item| item.map(RecordChange).gql()))
+        let changes = service.subscribe(super::access(ctx)?, query).await.gql()?;
+        Ok(changes.map(|item| item.and_then(|c| RecordChange::try_from(&*c)).gql()))
     }
 }

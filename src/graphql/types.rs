@@ -1,103 +1,16 @@
 //! GraphQL object, input and connection types.
 
-use std::sync::Arc;
-
-use async_graphql::{Enum, InputObject, Json, Object, SimpleObject};
+use async_graphql::{Enum, InputObject, Json, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
-use entity::record;
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::store::{self, Change, changes::ChangeBatch, cursor, records::Page};
-
-/// A record: a JSON object in a collection.
-#[derive(SimpleObject, Clone)]
-pub struct Record {
-    /// The record's id.
-    pub id: Uuid,
-    /// The collection it belongs to.
-    pub collection: String,
-    /// The record's content (a JSON object).
-    pub data: Json<Value>,
-    /// Starts at 1, +1 on every change. Pass it as `expectedVersion` to update safely.
-    pub version: i32,
-    /// When it was created.
-    pub created_at: DateTime<Utc>,
-    /// When it last changed.
-    pub updated_at: DateTime<Utc>,
-}
-
-impl From<record::Model> for Record {
-    fn from(m: record::Model) -> Self {
-        Self {
-            id: m.id,
-            collection: m.collection,
-            data: Json(m.data),
-            version: m.version,
-            created_at: m.created_at,
-            updated_at: m.updated_at,
-        }
-    }
-}
-
-/// What happened to a record.
-#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
-pub enum ChangeKind {
-    /// The record was created.
-    Created,
-    /// The record's data was replaced or patched.
-    Updated,
-    /// The record was deleted; the change carries its last state.
-    Deleted,
-}
-
-impl From<ChangeKind> for store::ChangeKind {
-    fn from(k: ChangeKind) -> Self {
-        match k {
-            ChangeKind::Created => Self::Created,
-            ChangeKind::Updated => Self::Updated,
-            ChangeKind::Deleted => Self::Deleted,
-        }
-    }
-}
-
-/// One committed change of a record.
-pub struct RecordChange(pub Arc<Change>);
-
-#[Object]
-impl RecordChange {
-    /// Position in the change log; pass it as `after` to resume right after this change.
-    async fn cursor(&self) -> String {
-        cursor::encode_change(self.0.seq)
-    }
-
-    /// What happened.
-    async fn kind(&self) -> ChangeKind {
-        match self.0.kind.as_str() {
-            "CREATED" => ChangeKind::Created,
-            "DELETED" => ChangeKind::Deleted,
-            _ => ChangeKind::Updated,
-        }
-    }
-
-    /// The record after the change (for a delete: its last state).
-    async fn record(&self) -> Record {
-        let c = &self.0;
-        Record {
-            id: c.record_id,
-            collection: c.collection.clone(),
-            data: Json(c.data.clone()),
-            version: c.version,
-            created_at: c.record_created_at,
-            updated_at: c.record_updated_at,
-        }
-    }
-
-    /// When the change was committed.
-    async fn changed_at(&self) -> DateTime<Utc> {
-        self.0.changed_at
-    }
-}
+use crate::{
+    cursor,
+    error::GqlResult,
+    model::{Change, Record, RecordChange},
+    store::{self, changes::ChangeBatch, records::Page},
+};
 
 /// Relay page information.
 #[derive(SimpleObject)]
@@ -166,42 +79,44 @@ impl RecordConnection {
 }
 
 /// A change and its position in the log.
-pub struct ChangeEdge(Arc<Change>);
-
-#[Object]
-impl ChangeEdge {
+#[derive(SimpleObject)]
+pub struct ChangeEdge {
     /// The change's position.
-    async fn cursor(&self) -> String {
-        cursor::encode_change(self.0.seq)
-    }
-
+    pub cursor: String,
     /// The change.
-    async fn node(&self) -> RecordChange {
-        RecordChange(Arc::clone(&self.0))
-    }
+    pub node: RecordChange,
 }
 
 /// A page of the change log.
 pub struct ChangeConnection(pub ChangeBatch);
 
+impl ChangeConnection {
+    fn changes(&self) -> Result<Vec<RecordChange>> {
+        self.0
+            .changes
+            .iter()
+            .map(|c: &Change| RecordChange::try_from(c).gql())
+            .collect()
+    }
+}
+
 #[Object]
 impl ChangeConnection {
     /// The changes with their positions, oldest first.
-    async fn edges(&self) -> Vec<ChangeEdge> {
-        self.0
-            .changes
-            .iter()
-            .map(|c| ChangeEdge(Arc::new(c.clone())))
-            .collect()
+    async fn edges(&self) -> Result<Vec<ChangeEdge>> {
+        Ok(self
+            .changes()?
+            .into_iter()
+            .map(|node| ChangeEdge {
+                cursor: node.cursor.clone(),
+                node,
+            })
+            .collect())
     }
 
     /// The changes alone.
-    async fn nodes(&self) -> Vec<RecordChange> {
-        self.0
-            .changes
-            .iter()
-            .map(|c| RecordChange(Arc::new(c.clone())))
-            .collect()
+    async fn nodes(&self) -> Result<Vec<RecordChange>> {
+        self.changes()
     }
 
     /// Where this page sits; `hasNextPage` says the log holds more right now.

@@ -15,16 +15,12 @@ use axum::{
 };
 use futures_util::StreamExt;
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::json;
 
-use super::{change_json, parse_limit, query_params};
+use super::{RestState, parse_limit, query_params};
 use crate::{
-    AppState,
-    auth::Access,
-    broker::feed,
-    error::Result,
-    sse::Event,
-    store::{changes::ChangeFilter, cursor, validate_collection},
+    auth::Access, cursor, error::Result, http::sse::Event, model::RecordChange,
+    service::ChangesQuery,
 };
 
 /// The query of both endpoints.
@@ -35,38 +31,27 @@ struct Params {
     limit: Option<String>,
 }
 
-impl Params {
-    /// The filter for a caller with `access`.
-    fn filter(&self, access: &Access) -> Result<ChangeFilter> {
-        access.check_read()?;
-        if let Some(c) = &self.collection {
-            validate_collection(c)?;
-            access.check_collection(c)?;
-        }
-        Ok(ChangeFilter {
-            collection: self.collection.clone(),
-            allowed: access.collection_list(),
-            ..Default::default()
-        })
-    }
-}
-
 /// `GET /api/changes?after=&collection=&limit=`: changes after `after` (from the oldest
 /// retained one without it), oldest first: `{"items", "next", "hasMore"}`. Pass `next`
 /// as `after` in the next poll; it moves past changes the filter skipped.
-pub async fn list(State(state): State<AppState>, access: Access, req: Request) -> Result<Response> {
+pub async fn list(
+    State(state): State<RestState>,
+    access: Access,
+    req: Request,
+) -> Result<Response> {
     let params: Params = query_params(req.uri())?;
-    let filter = params.filter(&access)?;
-    let after = params
-        .after
-        .as_deref()
-        .map(cursor::decode_change)
-        .transpose()?;
-    let limit = state
-        .store
-        .page_size(parse_limit(params.limit.as_deref())?)?;
-    let batch = state.store.changes(after, &filter, limit).await?;
-    let items: Vec<Value> = batch.changes.iter().map(change_json).collect();
+    let first = parse_limit(params.limit.as_deref())?;
+    let query = ChangesQuery {
+        collection: params.collection,
+        after: params.after,
+        ..Default::default()
+    };
+    let batch = state.service.changes(&access, query, first).await?;
+    let items = batch
+        .changes
+        .iter()
+        .map(RecordChange::try_from)
+        .collect::<Result<Vec<_>>>()?;
     Ok(Json(json!({
         "items": items,
         "next": cursor::encode_change(batch.through),
@@ -78,39 +63,38 @@ pub async fn list(State(state): State<AppState>, access: Access, req: Request) -
 /// `GET /api/changes/stream?after=&collection=`: the change log as server-sent events,
 /// live after the replay. Without `after` or `Last-Event-ID`, only changes from now on.
 pub async fn stream(
-    State(state): State<AppState>,
+    State(state): State<RestState>,
     access: Access,
     req: Request,
 ) -> Result<Response> {
     let params: Params = query_params(req.uri())?;
-    let filter = params.filter(&access)?;
     let last_event_id = req
         .headers()
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
         .map(str::trim)
-        .filter(|v| !v.is_empty());
-    let after = last_event_id
-        .or(params.after.as_deref())
-        .map(cursor::decode_change)
-        .transpose()?;
-    let after = match after {
-        Some(after) => {
-            state.store.check_resume(after).await?;
-            after
-        }
-        None => state.store.head().await?,
+        .filter(|v| !v.is_empty())
+        .map(str::to_owned);
+    let query = ChangesQuery {
+        collection: params.collection,
+        after: last_event_id.or(params.after),
+        ..Default::default()
     };
+    let changes = state.service.subscribe(&access, query).await?;
     let slot = state.streams.admit()?;
-    let changes = Box::pin(feed::subscribe(state.store.clone(), filter, after));
+    let changes = Box::pin(changes);
     let events = futures_util::stream::unfold(Some(changes), |changes| async move {
         let mut changes = changes?;
-        match changes.next().await? {
+        match changes
+            .next()
+            .await?
+            .and_then(|c| RecordChange::try_from(&*c))
+        {
             Ok(change) => Some((
                 Event {
                     name: None,
-                    id: Some(cursor::encode_change(change.seq)),
-                    data: change_json(&change).to_string(),
+                    id: Some(change.cursor.clone()),
+                    data: serde_json::to_string(&change).unwrap_or_default(),
                 },
                 Some(changes),
             )),

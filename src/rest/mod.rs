@@ -1,10 +1,9 @@
-//! REST under `/api`, for code that does AJAX CRUD. The same store, the same single
-//! write path and the same errors as GraphQL, so every REST write reaches GraphQL
-//! subscribers and every refusal carries the code GraphQL would give.
+//! REST under `/api`, for code that does AJAX CRUD. The same service, the same single
+//! write path, the same JSON shapes and the same errors as GraphQL, so every REST write
+//! reaches GraphQL subscribers and every refusal carries the code GraphQL would give.
 //!
 //! # Layout
-//! - this file: the routes, the JSON forms of records and changes, entity tags, query
-//!   parameters.
+//! - this file: [`RestState`], the routes, entity tags, query parameters.
 //! - [`records`]: `GET/POST /api/records`, `GET/PUT/PATCH/DELETE /api/records/{id}`.
 //! - [`changes`]: `GET /api/changes` (polling) and `GET /api/changes/stream` (SSE).
 //!
@@ -16,36 +15,41 @@ pub mod records;
 
 use axum::{
     Router,
+    extract::FromRef,
     http::{HeaderMap, HeaderValue, header},
     routing::{MethodRouter, get},
 };
-use entity::record;
-use serde_json::{Value, json};
+use serde_json::Value;
 use uuid::Uuid;
 
 use crate::{
-    AppState,
+    auth::Authenticator,
     error::{Error, Result},
-    store::{Change, cursor},
+    http::sse::Streams,
+    service::Service,
 };
 
-/// The caller's access, from its `Authorization` header: `UNAUTHENTICATED` (401)
-/// without a valid credential when authentication is on.
-impl axum::extract::FromRequestParts<AppState> for crate::auth::Access {
-    type Rejection = Error;
+/// What the REST handlers need; every field is a cheap handle.
+#[derive(Clone)]
+pub struct RestState {
+    /// The operations.
+    pub service: Service,
+    /// Checks credentials.
+    pub auth: Authenticator,
+    /// The event streams being served, bounded by `--sse-max-streams`.
+    pub streams: Streams,
+    /// Largest request body.
+    pub max_body_bytes: usize,
+}
 
-    async fn from_request_parts(
-        parts: &mut axum::http::request::Parts,
-        state: &AppState,
-    ) -> Result<Self> {
-        state
-            .auth
-            .authenticate(crate::graphql::http::authorization(&parts.headers))
+impl FromRef<RestState> for Authenticator {
+    fn from_ref(state: &RestState) -> Self {
+        state.auth.clone()
     }
 }
 
 /// The routes, to be nested under `/api`.
-pub fn router() -> Router<AppState> {
+pub fn router(state: RestState) -> Router {
     Router::new()
         .route(
             "/records",
@@ -64,44 +68,16 @@ pub fn router() -> Router<AppState> {
         .route("/changes", not_allowed(get(changes::list), "GET"))
         .route("/changes/stream", not_allowed(get(changes::stream), "GET"))
         .fallback(|| async { Error::NoRoute })
+        .with_state(state)
 }
 
 /// `routes`, answering other methods with 405 and `Allow`.
-fn not_allowed(routes: MethodRouter<AppState>, allow: &'static str) -> MethodRouter<AppState> {
+fn not_allowed(routes: MethodRouter<RestState>, allow: &'static str) -> MethodRouter<RestState> {
     routes.fallback(move || async move {
         Error::MethodNotAllowed {
             message: format!("this resource accepts {allow}"),
             allow,
         }
-    })
-}
-
-/// A record as REST shows it: the fields GraphQL's `Record` has, with the same names.
-pub fn record_json(r: &record::Model) -> Value {
-    json!({
-        "id": r.id,
-        "collection": r.collection,
-        "data": r.data,
-        "version": r.version,
-        "createdAt": r.created_at.to_rfc3339(),
-        "updatedAt": r.updated_at.to_rfc3339(),
-    })
-}
-
-/// A change as REST shows it: the fields GraphQL's `RecordChange` has.
-pub fn change_json(c: &Change) -> Value {
-    json!({
-        "cursor": cursor::encode_change(c.seq),
-        "kind": c.kind,
-        "record": {
-            "id": c.record_id,
-            "collection": c.collection,
-            "data": c.data,
-            "version": c.version,
-            "createdAt": c.record_created_at.to_rfc3339(),
-            "updatedAt": c.record_updated_at.to_rfc3339(),
-        },
-        "changedAt": c.changed_at.to_rfc3339(),
     })
 }
 

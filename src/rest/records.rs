@@ -1,6 +1,7 @@
 //! `/api/records`: list, read, create, replace, merge-patch and delete records.
 //!
-//! Every write is one call to the store's single write path. Versions travel as
+//! Every handler parses the request, makes one call to the service and shapes the
+//! answer; every write goes through the service's single write path. Versions travel as
 //! strong entity tags (`ETag: "3"`); `If-Match` makes a write conditional, and a stale
 //! one is 412 `VERSION_CONFLICT` and changes nothing.
 
@@ -16,14 +17,14 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::{
-    IfMatch, etag, if_match, if_none_match, parse_id, parse_limit, query_params, record_json,
+    IfMatch, RestState, etag, if_match, if_none_match, parse_id, parse_limit, query_params,
 };
 use crate::{
-    AppState,
     auth::Access,
     error::{Error, Result},
-    request::{has_media_type, read_body},
-    store::{Store, Write, records::PageRequest},
+    http::request::{has_media_type, read_body},
+    model::Record,
+    service::{RecordsQuery, Service},
 };
 
 const JSON: &str = "application/json";
@@ -31,7 +32,7 @@ const MERGE_PATCH: &str = "application/merge-patch+json";
 
 /// A record with its `ETag`.
 fn with_etag(status: StatusCode, record: &entity::record::Model) -> Response {
-    let mut resp = (status, Json(record_json(record))).into_response();
+    let mut resp = (status, Json(Record::from(record.clone()))).into_response();
     resp.headers_mut()
         .insert(header::ETAG, etag(record.version));
     resp
@@ -39,7 +40,7 @@ fn with_etag(status: StatusCode, record: &entity::record::Model) -> Response {
 
 /// Reads a JSON body of one of the `accepted` media types into `T`.
 async fn json_body<T: serde::de::DeserializeOwned>(
-    state: &AppState,
+    state: &RestState,
     headers: &HeaderMap,
     body: Body,
     accepted: &[&str],
@@ -50,25 +51,23 @@ async fn json_body<T: serde::de::DeserializeOwned>(
             accepted.join(" or ")
         )));
     }
-    let bytes = read_body(body, state.config.max_body_bytes).await?;
+    let bytes = read_body(body, state.max_body_bytes).await?;
     serde_json::from_slice(&bytes).map_err(|e| Error::bad_input(format!("invalid body: {e}")))
 }
 
 /// The version to pass as `expected_version` for an `If-Match` header. A list of
-/// several versions is resolved against the record's current one; the store then
-/// checks that version atomically, so a write racing this one still conflicts.
-async fn expected_version(store: &Store, id: Uuid, headers: &HeaderMap) -> Result<Option<i32>> {
+/// several versions is resolved against the record's current one by the service.
+async fn expected_version(
+    service: &Service,
+    access: &Access,
+    id: Uuid,
+    headers: &HeaderMap,
+) -> Result<Option<i32>> {
     match if_match(headers)? {
         IfMatch::Any => Ok(None),
         IfMatch::Versions(versions) if versions.len() == 1 => Ok(Some(versions[0])),
         IfMatch::Versions(versions) => {
-            let current = store.record(id).await?.ok_or(Error::NotFound(id))?;
-            if versions.contains(&current.version) {
-                Ok(Some(current.version))
-            } else {
-                // Versions start at 1, so 0 conflicts with any record.
-                Ok(Some(versions.first().copied().unwrap_or(0)))
-            }
+            Ok(Some(service.expected_among(access, id, &versions).await?))
         }
     }
 }
@@ -85,28 +84,25 @@ struct ListParams {
 /// `{"items", "next", "changeCursor"}`. `next` is the `after` of the following page,
 /// null on the last; `changeCursor` is the change-log position the page was read at,
 /// for `GET /api/changes/stream?after=`.
-pub async fn list(State(state): State<AppState>, access: Access, req: Request) -> Result<Response> {
+pub async fn list(
+    State(state): State<RestState>,
+    access: Access,
+    req: Request,
+) -> Result<Response> {
     let params: ListParams = query_params(req.uri())?;
-    access.check_read()?;
-    if let Some(c) = &params.collection {
-        access.check_collection(c)?;
-    }
-    let page = state
-        .store
-        .records(PageRequest {
-            collection: params.collection,
-            allowed: access.collection_list(),
-            first: parse_limit(params.limit.as_deref())?,
-            after: params.after,
-            ..Default::default()
-        })
-        .await?;
+    let query = RecordsQuery {
+        collection: params.collection,
+        first: parse_limit(params.limit.as_deref())?,
+        after: params.after,
+        ..Default::default()
+    };
+    let page = state.service.records(&access, query).await?;
     let next = if page.has_next_page {
         page.edges.last().map(|(cursor, _)| cursor.clone())
     } else {
         None
     };
-    let items: Vec<Value> = page.edges.iter().map(|(_, r)| record_json(r)).collect();
+    let items: Vec<Record> = page.edges.into_iter().map(|(_, r)| r.into()).collect();
     Ok(
         Json(json!({"items": items, "next": next, "changeCursor": page.change_cursor}))
             .into_response(),
@@ -116,19 +112,16 @@ pub async fn list(State(state): State<AppState>, access: Access, req: Request) -
 /// `GET /api/records/{id}`: the record with its `ETag`; 304 when `If-None-Match` names
 /// its version.
 pub async fn get(
-    State(state): State<AppState>,
+    State(state): State<RestState>,
     access: Access,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response> {
     let id = parse_id(&id)?;
-    access.check_read()?;
-    // A record the token may not see is indistinguishable from a missing one.
     let record = state
-        .store
-        .record(id)
+        .service
+        .record(&access, id)
         .await?
-        .filter(|r| access.allows(&r.collection))
         .ok_or(Error::NotFound(id))?;
     if if_none_match(&headers, record.version) {
         let mut resp = StatusCode::NOT_MODIFIED.into_response();
@@ -151,15 +144,15 @@ struct CreateBody {
 /// `POST /api/records` with `{"id"?, "collection", "data"}`: 201 with `Location` and
 /// `ETag`; 409 `ALREADY_EXISTS` if the id is taken.
 pub async fn create(
-    State(state): State<AppState>,
+    State(state): State<RestState>,
     access: Access,
     req: Request,
 ) -> Result<Response> {
     let (parts, body) = req.into_parts();
     let body: CreateBody = json_body(&state, &parts.headers, body, &[JSON]).await?;
     let record = state
-        .store
-        .create_as(&access, body.id, body.collection, body.data)
+        .service
+        .create(&access, body.id, body.collection, body.data)
         .await?;
     let mut resp = with_etag(StatusCode::CREATED, &record);
     if let Ok(location) = HeaderValue::from_str(&format!("/api/records/{}", record.id)) {
@@ -177,7 +170,7 @@ struct ReplaceBody {
 
 /// `PUT /api/records/{id}` with `{"data"}`: replaces the record's data.
 pub async fn replace(
-    State(state): State<AppState>,
+    State(state): State<RestState>,
     access: Access,
     Path(id): Path<String>,
     req: Request,
@@ -185,17 +178,10 @@ pub async fn replace(
     let id = parse_id(&id)?;
     let (parts, body) = req.into_parts();
     let body: ReplaceBody = json_body(&state, &parts.headers, body, &[JSON]).await?;
-    let expected_version = expected_version(&state.store, id, &parts.headers).await?;
+    let expected = expected_version(&state.service, &access, id, &parts.headers).await?;
     let record = state
-        .store
-        .apply_as(
-            &access,
-            id,
-            Write::Replace {
-                data: body.data,
-                expected_version,
-            },
-        )
+        .service
+        .update(&access, id, body.data, expected)
         .await?;
     Ok(with_etag(StatusCode::OK, &record))
 }
@@ -203,7 +189,7 @@ pub async fn replace(
 /// `PATCH /api/records/{id}` with a JSON Merge Patch document (RFC 7396) as the body,
 /// `application/merge-patch+json` (or `application/json`).
 pub async fn patch(
-    State(state): State<AppState>,
+    State(state): State<RestState>,
     access: Access,
     Path(id): Path<String>,
     req: Request,
@@ -211,33 +197,20 @@ pub async fn patch(
     let id = parse_id(&id)?;
     let (parts, body) = req.into_parts();
     let patch: Value = json_body(&state, &parts.headers, body, &[MERGE_PATCH, JSON]).await?;
-    let expected_version = expected_version(&state.store, id, &parts.headers).await?;
-    let record = state
-        .store
-        .apply_as(
-            &access,
-            id,
-            Write::Patch {
-                patch,
-                expected_version,
-            },
-        )
-        .await?;
+    let expected = expected_version(&state.service, &access, id, &parts.headers).await?;
+    let record = state.service.patch(&access, id, patch, expected).await?;
     Ok(with_etag(StatusCode::OK, &record))
 }
 
 /// `DELETE /api/records/{id}`: deletes the record and answers with its last state.
 pub async fn delete(
-    State(state): State<AppState>,
+    State(state): State<RestState>,
     access: Access,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response> {
     let id = parse_id(&id)?;
-    let expected_version = expected_version(&state.store, id, &headers).await?;
-    let record = state
-        .store
-        .apply_as(&access, id, Write::Delete { expected_version })
-        .await?;
-    Ok((StatusCode::OK, Json(record_json(&record))).into_response())
+    let expected = expected_version(&state.service, &access, id, &headers).await?;
+    let record = state.service.delete(&access, id, expected).await?;
+    Ok((StatusCode::OK, Json(Record::from(record))).into_response())
 }

@@ -17,7 +17,10 @@ use sea_orm::{
 use uuid::Uuid;
 
 use super::{Change, ChangeKind, Store};
-use crate::error::{Error, Result};
+use crate::{
+    broker::Broker,
+    error::{Error, Result},
+};
 
 /// Which changes a reader wants.
 #[derive(Debug, Clone, Default)]
@@ -99,7 +102,43 @@ pub async fn pruned_through(conn: &impl ConnectionTrait) -> Result<i64> {
         .unwrap_or(0))
 }
 
+/// Up to `limit` changes of any collection after `after`, oldest first.
+async fn changes_since(conn: &impl ConnectionTrait, after: i64, limit: u64) -> Result<Vec<Change>> {
+    Ok(record_change::Entity::find()
+        .filter(Column::Seq.gt(after))
+        .order_by_asc(Column::Seq)
+        .limit(limit)
+        .all(conn)
+        .await?)
+}
+
+/// Publishes every change in the log after `broker`'s head, in order, reading `batch`
+/// at a time. The caller makes sure nobody else publishes meanwhile.
+pub async fn publish_from_log(
+    conn: &impl ConnectionTrait,
+    broker: &Broker,
+    batch: u64,
+) -> Result<()> {
+    loop {
+        let changes = changes_since(conn, broker.head(), batch).await?;
+        let complete = (changes.len() as u64) < batch;
+        for change in changes {
+            broker.publish(change);
+        }
+        if complete {
+            return Ok(());
+        }
+    }
+}
+
 impl Store {
+    /// Publishes every change in the log after the broker's head (the PostgreSQL
+    /// follower, which is the only publisher there).
+    pub async fn publish_from_log(&self) -> Result<()> {
+        let batch = u64::from(self.limits().catch_up_batch.max(1));
+        publish_from_log(self.db(), self.broker(), batch).await
+    }
+
     /// The newest committed position.
     pub async fn head(&self) -> Result<i64> {
         head(self.db()).await
@@ -158,16 +197,6 @@ impl Store {
             through,
             has_more,
         })
-    }
-
-    /// Up to `limit` changes of any collection after `after`, oldest first.
-    pub async fn changes_since(&self, after: i64, limit: u64) -> Result<Vec<Change>> {
-        Ok(record_change::Entity::find()
-            .filter(Column::Seq.gt(after))
-            .order_by_asc(Column::Seq)
-            .limit(limit)
-            .all(self.db())
-            .await?)
     }
 
     /// A page of the change log for polling clients: matching changes after `after`

@@ -1,14 +1,16 @@
 //! All database work: records, the change log, and the one path every write takes.
 //!
 //! # Layout
-//! - this file: [`Store`], connecting and migrating, and [`Store::apply`], the one entry
-//!   to the write path: it validates a write and queues it for the writer task.
+//! - this file: [`Store`], connecting and migrating, and [`Store::write`], the one entry
+//!   to the write path: it validates a write and queues it for the writer task. Access
+//!   is the service's to check; the store only uses it to hide records a caller may not
+//!   see from its writes.
 //! - [`writer`]: the writer task, the only code that writes a record. It commits each
 //!   record and its change-log entry in one transaction (several writes per transaction
 //!   when they queue up) and then hands the changes to the [`Broker`].
 //! - [`records`]: reading records and `records` pages.
-//! - [`changes`]: reading and pruning the change log.
-//! - [`cursor`]: opaque cursor encoding.
+//! - [`changes`]: reading and pruning the change log, and publishing it to the broker
+//!   (the PostgreSQL follower and the writer's resync).
 //! - [`patch`]: JSON Merge Patch and the canonical JSON form.
 //!
 //! # Why sequence order is commit order
@@ -29,15 +31,14 @@
 //! that writes to one database are serialized; the README gives the measured cost.
 
 pub mod changes;
-pub mod cursor;
 pub mod patch;
 pub mod records;
 mod writer;
 
-use std::{str::FromStr, sync::Arc};
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use entity::{record, record_change};
+use entity::record;
 use migration::{Migrator, MigratorTrait};
 use sea_orm::{
     ConnectOptions, Database, DatabaseConnection, DatabaseTransaction, DbBackend, TransactionTrait,
@@ -52,47 +53,10 @@ use crate::{
     broker::Broker,
     config::Config,
     error::{Error, Result},
+    validate::{check_no_nul, validate_collection},
 };
 
-/// What happened to a record.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ChangeKind {
-    /// The record was created.
-    Created,
-    /// The record's data was replaced or patched.
-    Updated,
-    /// The record was deleted.
-    Deleted,
-}
-
-impl ChangeKind {
-    /// The name stored in the change log.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Created => "CREATED",
-            Self::Updated => "UPDATED",
-            Self::Deleted => "DELETED",
-        }
-    }
-}
-
-impl FromStr for ChangeKind {
-    type Err = Error;
-
-    fn from_str(s: &str) -> Result<Self> {
-        match s {
-            "CREATED" => Ok(Self::Created),
-            "UPDATED" => Ok(Self::Updated),
-            "DELETED" => Ok(Self::Deleted),
-            other => Err(Error::Internal(format!(
-                "unknown change kind {other:?} in the log"
-            ))),
-        }
-    }
-}
-
-/// A committed change, as the change log holds it.
-pub type Change = record_change::Model;
+pub use crate::model::{Change, ChangeKind};
 
 /// One write a client asked for.
 #[derive(Debug, Clone)]
@@ -235,6 +199,10 @@ fn from_sqlx(err: sea_orm::sqlx::Error) -> Error {
     sea_orm::DbErr::Query(sea_orm::RuntimeErr::SqlxError(Arc::new(err))).into()
 }
 
+/// PostgreSQL: the channel a writer notifies, with the new head, when it commits; every
+/// instance's follower listens on it.
+pub const NOTIFY_CHANNEL: &str = "recordsync_changes";
+
 /// The PostgreSQL advisory lock an instance holds while it applies migrations.
 pub const MIGRATION_LOCK_KEY: i64 = 0x7265_636f_7264_6d69; // "recordmi"
 
@@ -320,56 +288,28 @@ impl Store {
         self.db.get_database_backend()
     }
 
-    /// Creates a record (with `id`, or a new one), with full access.
-    pub async fn create(
-        &self,
-        id: Option<Uuid>,
-        collection: String,
-        data: Value,
-    ) -> Result<record::Model> {
-        self.create_as(&Access::full(), id, collection, data).await
-    }
-
-    /// Creates a record on behalf of a client with `access`.
-    pub async fn create_as(
-        &self,
-        access: &Access,
-        id: Option<Uuid>,
-        collection: String,
-        data: Value,
-    ) -> Result<record::Model> {
-        validate_collection(&collection)?;
-        let id = id.unwrap_or_else(Uuid::new_v4);
-        self.apply_as(access, id, Write::Create { collection, data })
-            .await
-    }
-
-    /// Applies one write to record `id` with full access; see [`Store::apply_as`].
-    pub async fn apply(&self, id: Uuid, write: Write) -> Result<record::Model> {
-        self.apply_as(&Access::full(), id, write).await
-    }
-
-    /// Applies one write to record `id` on behalf of a client with `access`: validates
-    /// it, commits the record and its change-log entry in one transaction, then publishes
-    /// the change. Returns the record's state after the write (for a delete: its last
-    /// state). A refused write changes and publishes nothing. A record in a collection
-    /// the client may not access is `NOT_FOUND`, as if it did not exist.
-    pub async fn apply_as(&self, access: &Access, id: Uuid, write: Write) -> Result<record::Model> {
-        access.check_write()?;
-        if let Write::Create { collection, .. } = &write {
-            access.check_collection(collection)?;
-        }
+    /// Applies one write to record `id` for a caller with `access` (which the service
+    /// has checked): validates it, queues it for the writer task, which commits the
+    /// record and its change-log entry in one transaction and then publishes the change,
+    /// and returns the record's state after the write (for a delete: its last state). A
+    /// refused write changes and publishes nothing. A record in a collection the caller
+    /// may not access is `NOT_FOUND`, as if it did not exist.
+    pub async fn write(&self, access: &Access, id: Uuid, write: Write) -> Result<record::Model> {
         // The writer task owns the write from here: a request dropped half-way (a client
         // that disconnects, an aborted WebSocket operation) cannot stop it between its
         // COMMIT and its publication, or live subscribers would skip that change.
         let started = std::time::Instant::now();
         // Data is checked (and put in canonical form) here, on the client's task, so the
         // queue only ever holds data within the limit and the writer has less to do.
+        // Every write passes here, whichever transport or operation made it.
         let write = match write {
-            Write::Create { collection, data } => Write::Create {
-                collection,
-                data: checked_data(&self.limits, data)?,
-            },
+            Write::Create { collection, data } => {
+                validate_collection(&collection)?;
+                Write::Create {
+                    collection,
+                    data: checked_data(&self.limits, data)?,
+                }
+            }
             Write::Replace {
                 data,
                 expected_version,
@@ -498,58 +438,5 @@ fn check_version(current: &record::Model, expected: Option<i32>) -> Result<()> {
             current: current.version,
         }),
         _ => Ok(()),
-    }
-}
-
-/// A collection name is 1–64 characters of `A-Z a-z 0-9 _ . -`.
-pub fn validate_collection(name: &str) -> Result<()> {
-    let valid = (1..=64).contains(&name.len())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
-    if valid {
-        Ok(())
-    } else {
-        Err(Error::bad_input(
-            "collection must be 1-64 characters of A-Z, a-z, 0-9, '_', '.' or '-'",
-        ))
-    }
-}
-
-/// JSON may carry `\u0000`, PostgreSQL's `jsonb` may not: refuse it on every backend so
-/// data moves between them.
-pub fn check_no_nul(value: &Value) -> Result<()> {
-    let has_nul = |s: &str| s.contains('\0');
-    let bad = match value {
-        Value::String(s) => has_nul(s),
-        Value::Array(items) => return items.iter().try_for_each(check_no_nul),
-        Value::Object(map) => {
-            if map.keys().any(|k| has_nul(k)) {
-                true
-            } else {
-                return map.values().try_for_each(check_no_nul);
-            }
-        }
-        _ => false,
-    };
-    if bad {
-        Err(Error::bad_input(
-            "JSON strings may not contain the NUL character (\\u0000)",
-        ))
-    } else {
-        Ok(())
-    }
-}
-
-/// Times outside years 0–9999 cannot be stored or compared on every backend
-/// (PostgreSQL stops at 4713 BC, SQLite compares text): `BAD_USER_INPUT`.
-pub fn check_time(at: DateTime<Utc>) -> Result<()> {
-    use chrono::Datelike;
-    if (0..=9999).contains(&at.year()) {
-        Ok(())
-    } else {
-        Err(Error::bad_input(
-            "times must fall in the years 0000 to 9999",
-        ))
     }
 }

@@ -10,12 +10,12 @@ use sea_orm::{
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::{
-    Store, changes,
+use super::{Store, changes, patch};
+use crate::{
     cursor::{self, OrderField, RecordKey},
-    patch,
+    error::{Error, Result},
+    validate::{check_no_nul, check_time, validate_collection},
 };
-use crate::error::{Error, Result};
 
 /// Which records a page holds.
 #[derive(Debug, Clone, Default)]
@@ -85,7 +85,7 @@ impl Store {
             return Err(Error::bad_input("pass `first` or `last`, not both"));
         }
         if let Some(c) = &req.collection {
-            super::validate_collection(c)?;
+            validate_collection(c)?;
         }
         let field = req.order.unwrap_or(OrderField::CreatedAt);
         let backward = req.last.is_some() || (req.before.is_some() && req.first.is_none());
@@ -202,7 +202,7 @@ pub fn filter_condition(
     .into_iter()
     .flatten()
     {
-        super::check_time(t)?;
+        check_time(t)?;
     }
     if let Some(t) = f.created_after {
         cond = cond.add(Column::CreatedAt.gt(t));
@@ -220,7 +220,7 @@ pub fn filter_condition(
         let Value::Object(members) = contains else {
             return Err(Error::bad_input("dataContains must be a JSON object"));
         };
-        super::check_no_nul(contains)?;
+        check_no_nul(contains)?;
         if members.len() > 32 {
             return Err(Error::bad_input("dataContains may name at most 32 keys"));
         }

@@ -22,6 +22,15 @@
 //!   client that goes away does not stop its write half-way: the task owns it.
 //! - **Bounded.** The queue holds at most `--write-queue` jobs; a client whose write finds
 //!   it full waits for room.
+//! - **Nothing is published out of step with the log.** When a COMMIT fails, or a group
+//!   dies, whether its changes committed is unknown. On SQLite, where the writer itself
+//!   publishes, the broker is then marked out of sync, and nothing more is published
+//!   until the writer has re-read the log after the broker's head and published what it
+//!   finds there (at the next group, or on a timer while no write comes). Publishing the
+//!   next group's changes straight away would tell live subscribers that they follow on
+//!   from the last change they saw, and they would skip one that did commit.
+//!   Readiness reports the writer as resyncing meanwhile. On PostgreSQL the follower
+//!   publishes from the log anyway; the writer only wakes it.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -38,12 +47,21 @@ use sea_orm::{
 use tokio::sync::{Mutex, mpsc, oneshot};
 use uuid::Uuid;
 
-use super::{Change, ChangeKind, Limits, WRITE_LOCK_KEY, Write, changes, check_version, patch};
+use super::{
+    Change, ChangeKind, Limits, NOTIFY_CHANNEL, WRITE_LOCK_KEY, Write, changes, check_version,
+    patch,
+};
 use crate::{
     auth::Access,
     broker::Broker,
     error::{Error, Result},
 };
+
+/// First wait before the writer retries a resync that failed; doubles up to
+/// [`RESYNC_RETRY_MAX`].
+const RESYNC_RETRY_MIN: std::time::Duration = std::time::Duration::from_secs(1);
+/// Longest wait between resync attempts.
+const RESYNC_RETRY_MAX: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// One write waiting for the writer task.
 pub(super) struct Job {
@@ -99,16 +117,69 @@ impl Writer {
     pub async fn run(self, mut queue: mpsc::Receiver<Job>, max_batch: usize) {
         let max_batch = max_batch.max(1);
         let mut jobs = Vec::new();
-        while queue.recv_many(&mut jobs, max_batch).await > 0 {
+        let mut retry = RESYNC_RETRY_MIN;
+        loop {
+            let received = if self.broker.in_sync() {
+                queue.recv_many(&mut jobs, max_batch).await
+            } else {
+                // `recv_many` is cancel safe: a timer that fires first loses no job.
+                tokio::select! {
+                    n = queue.recv_many(&mut jobs, max_batch) => n,
+                    _ = tokio::time::sleep(retry) => {
+                        let _lock = self.lock.lock().await;
+                        retry = if self.resync().await {
+                            RESYNC_RETRY_MIN
+                        } else {
+                            (retry * 2).min(RESYNC_RETRY_MAX)
+                        };
+                        continue;
+                    }
+                }
+            };
+            if received == 0 {
+                return;
+            }
             // A task per group, so that a bug that panics fails that group's writes (their
             // clients get an error) and not every write after it.
             let group = tokio::spawn(self.clone().commit(std::mem::take(&mut jobs)));
             if let Err(err) = group.await {
                 tracing::error!(error = %err, "a write group failed");
-                // Whether it committed is unknown: let subscribers re-read the log.
-                if let Ok(head) = changes::head(&self.db).await {
-                    self.broker.resync(head);
-                }
+                self.outcome_unknown();
+            }
+        }
+    }
+
+    /// After a group whose COMMIT may or may not have happened: on SQLite nothing is
+    /// published until the broker has resynced from the log; on PostgreSQL the follower
+    /// reads the log now.
+    fn outcome_unknown(&self) {
+        if self.db.get_database_backend() == DbBackend::Postgres {
+            self.broker.poke();
+        } else {
+            tracing::warn!(
+                "a write's outcome is unknown; publishing waits for a resync from the change log"
+            );
+            self.broker.mark_unsynced();
+        }
+    }
+
+    /// Publishes every change in the log after the broker's head and marks the broker in
+    /// sync; whether that worked. Called with the write lock held, so no group commits
+    /// meanwhile.
+    async fn resync(&self) -> bool {
+        let batch = u64::from(self.limits.catch_up_batch.max(1));
+        match changes::publish_from_log(&self.db, &self.broker, batch).await {
+            Ok(()) => {
+                self.broker.mark_synced();
+                tracing::info!(
+                    head = self.broker.head(),
+                    "resynced the broker from the change log"
+                );
+                true
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot resync the broker from the change log yet");
+                false
             }
         }
     }
@@ -187,19 +258,14 @@ impl Writer {
             // Delivered to every instance's follower when (and only if) this commits.
             txn.execute_unprepared(&format!(
                 "SELECT pg_notify('{}', '{}')",
-                crate::broker::follower::CHANNEL,
-                last.seq
+                NOTIFY_CHANNEL, last.seq
             ))
             .await
             .map_err(|e| GroupError::Statement(e.into()))?;
         }
         if let Err(err) = txn.commit().await {
-            // The COMMIT may have happened even though it reported failure. Move the
-            // broker to the log's real head so live subscribers see a gap and re-read
-            // the log rather than trusting the live stream.
-            if let Ok(head) = changes::head(&self.db).await {
-                self.broker.resync(head);
-            }
+            // The COMMIT may have happened even though it reported failure.
+            self.outcome_unknown();
             return Err(GroupError::Commit(err.into()));
         }
         if postgres {
@@ -208,10 +274,14 @@ impl Writer {
             if !changes.is_empty() {
                 self.broker.poke();
             }
-        } else {
+        } else if self.broker.in_sync() {
             for change in changes {
                 self.broker.publish(change);
             }
+        } else {
+            // The log holds this group's changes after any that committed unseen; if it
+            // cannot be read now, the timer in `run` tries again.
+            self.resync().await;
         }
         Ok(outcomes)
     }

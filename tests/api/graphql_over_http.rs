@@ -58,7 +58,7 @@ async fn the_response_media_type_follows_the_accept_header() {
         assert_eq!(status, 200, "{accept:?}");
         assert!(ct.starts_with(expected), "{accept:?}: {ct}");
         assert!(ct.contains("charset=utf-8"), "{ct}");
-        assert_eq!(body, json!({"data": {"__typename": "QueryRoot"}}));
+        assert_eq!(body, json!({"data": {"__typename": "Query"}}));
     }
 }
 
@@ -347,7 +347,7 @@ async fn an_empty_operation_name_means_none_and_unknown_keys_are_ignored() {
         .unwrap();
     assert_eq!(resp.status(), 200);
     let body: Value = resp.json().await.unwrap();
-    assert_eq!(body, json!({"data": {"__typename": "QueryRoot"}}));
+    assert_eq!(body, json!({"data": {"__typename": "Query"}}));
     let (status, _, resp) = post(
         &app,
         None,

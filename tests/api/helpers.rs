@@ -9,7 +9,7 @@ use std::{
 };
 
 use futures_util::{SinkExt, StreamExt};
-use recordsync::{App, Config, store::Store};
+use recordsync::{App, Config, service::Service};
 use sea_orm::ConnectionTrait;
 use serde_json::{Value, json};
 use tokio::{net::TcpStream, sync::oneshot, task::JoinHandle};
@@ -135,8 +135,8 @@ pub struct TestApp {
     pub addr: SocketAddr,
     /// An HTTP client.
     pub http: reqwest::Client,
-    /// The server's store, to inspect counters.
-    pub store: Store,
+    /// The server's service, to inspect counters.
+    pub service: Service,
     /// The database, shared with other apps on it.
     pub db: Arc<TestDb>,
     shutdown: Option<oneshot::Sender<()>>,
@@ -162,7 +162,7 @@ pub async fn spawn_on(db: Arc<TestDb>, configure: impl FnOnce(&mut Config)) -> T
     };
     configure(&mut config);
     let app = App::build(config).await.expect("build app");
-    let store = app.store().clone();
+    let service = app.service().clone();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -174,7 +174,7 @@ pub async fn spawn_on(db: Arc<TestDb>, configure: impl FnOnce(&mut Config)) -> T
     TestApp {
         addr,
         http: reqwest::Client::new(),
-        store,
+        service,
         db,
         shutdown: Some(tx),
         server: Some(server),
@@ -301,7 +301,7 @@ impl TestApp {
     /// can write knowing a subscription without `after` is in place.
     pub async fn wait_for_receivers(&self, n: usize) {
         let deadline = tokio::time::Instant::now() + ARRIVE;
-        while self.store.broker().receivers() < n {
+        while self.service.broker().receivers() < n {
             assert!(
                 tokio::time::Instant::now() < deadline,
                 "subscriptions did not start"

@@ -101,7 +101,7 @@ async fn start_before_connection_init_is_refused_with_error() {
     let msg = ws.recv().await;
     assert_eq!(msg["type"], "error");
     assert_eq!(msg["id"], "1");
-    assert!(app.store.broker().receivers() == 0);
+    assert!(app.service.broker().receivers() == 0);
 }
 
 #[tokio::test]
@@ -164,7 +164,7 @@ async fn connection_terminate_closes_the_socket_and_stops_its_subscriptions() {
     ws.send(json!({"type": "connection_terminate"})).await;
     assert_eq!(ws.expect_close().await.0, 1000);
     let deadline = tokio::time::Instant::now() + super::helpers::ARRIVE;
-    while app.store.broker().receivers() > 0 {
+    while app.service.broker().receivers() > 0 {
         assert!(tokio::time::Instant::now() < deadline, "subscription kept");
         tokio::time::sleep(Duration::from_millis(5)).await;
     }

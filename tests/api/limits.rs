@@ -13,7 +13,7 @@ async fn introspection_can_be_turned_off() {
         .gql("{ __schema { queryType { name } } }", json!({}))
         .await;
     assert_eq!(
-        resp["data"]["__schema"]["queryType"]["name"], "QueryRoot",
+        resp["data"]["__schema"]["queryType"]["name"], "Query",
         "{resp}"
     );
     let off = spawn_app_with(|c| c.no_introspection = true).await;
@@ -37,7 +37,7 @@ async fn aliases_are_limited() {
         .await;
     assert!(ok.get("errors").is_none(), "{ok}");
     let many = app
-        .gql("query { a: records { n: totalCount } b: records { totalCount } ...F } fragment F on QueryRoot { c: changes { changeCursor } }", json!({}))
+        .gql("query { a: records { n: totalCount } b: records { totalCount } ...F } fragment F on Query { c: changes { changeCursor } }", json!({}))
         .await;
     assert_eq!(error_code(&many), "LIMIT_EXCEEDED", "{many}");
 }
@@ -162,11 +162,11 @@ async fn fragments_that_multiply_are_refused_before_any_work() {
     let mut doc = String::from("query { ...F0 }");
     for i in 0..20 {
         doc.push_str(&format!(
-            " fragment F{i} on QueryRoot {{ ...F{n} ...F{n} }}",
+            " fragment F{i} on Query {{ ...F{n} ...F{n} }}",
             n = i + 1
         ));
     }
-    doc.push_str(" fragment F20 on QueryRoot { __typename }");
+    doc.push_str(" fragment F20 on Query { __typename }");
     let started = std::time::Instant::now();
     let resp = app.gql(&doc, json!({})).await;
     assert_eq!(error_code(&resp), "LIMIT_EXCEEDED", "{resp}");
@@ -193,7 +193,7 @@ async fn a_subscription_selects_exactly_one_root_field() {
         msg["payload"][0]["extensions"]["code"], "GRAPHQL_VALIDATION_FAILED",
         "{msg}"
     );
-    assert_eq!(app.store.broker().receivers(), 0);
+    assert_eq!(app.service.broker().receivers(), 0);
 }
 
 #[tokio::test]

@@ -104,7 +104,7 @@ async fn complete_from_the_client_stops_the_subscription() {
     ws.send(json!({"type": "complete", "id": "s"})).await;
     // The id may be reused once completed.
     tokio::time::timeout(super::helpers::ARRIVE, async {
-        while app.store.broker().receivers() > 0 {
+        while app.service.broker().receivers() > 0 {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
     })
@@ -228,7 +228,7 @@ async fn a_client_that_stops_answering_is_dropped_with_its_subscriptions() {
     app.wait_for_receivers(1).await;
     // The client reads nothing from here on, so it answers no ping.
     let deadline = tokio::time::Instant::now() + super::helpers::ARRIVE;
-    while app.store.broker().receivers() > 0 {
+    while app.service.broker().receivers() > 0 {
         assert!(
             tokio::time::Instant::now() < deadline,
             "the dead connection was kept"

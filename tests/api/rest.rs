@@ -524,7 +524,7 @@ async fn an_expired_cursor_is_410_on_the_log_and_the_stream() {
     let app = spawn_app().await;
     let old = app.head_cursor().await;
     app.rest_create("a", json!({})).await;
-    app.store.prune(std::time::Duration::ZERO).await.unwrap();
+    app.service.prune(std::time::Duration::ZERO).await.unwrap();
     for url in [
         app.api(&format!("/changes?after={old}")),
         app.api(&format!("/changes/stream?after={old}")),

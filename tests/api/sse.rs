@@ -236,7 +236,7 @@ async fn a_stream_that_is_not_read_does_not_buffer_and_later_misses_nothing() {
     assert_eq!(order, (0..total as i64).collect::<Vec<_>>());
     stream.expect_silence().await;
     let catch_ups = app
-        .store
+        .service
         .broker()
         .stats()
         .catch_ups

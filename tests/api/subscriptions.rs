@@ -141,7 +141,7 @@ async fn a_slow_subscriber_catches_up_from_the_log_and_misses_nothing() {
     assert_eq!(order, (0..total as i64).collect::<Vec<_>>());
     ws.expect_silence().await;
     let catch_ups = app
-        .store
+        .service
         .broker()
         .stats()
         .catch_ups

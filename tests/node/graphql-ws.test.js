@@ -101,7 +101,7 @@ test('graphql-ws runs queries over the socket and reports a refused request as a
   const client = createClient({ url: server.wsUrl, webSocketImpl: WebSocket, lazy: false, retryAttempts: 0 });
   const results = [];
   for await (const result of client.iterate({ query: '{ __typename }' })) results.push(result);
-  assert.deepEqual(results, [{ data: { __typename: 'QueryRoot' } }]);
+  assert.deepEqual(results, [{ data: { __typename: 'Query' } }]);
   await assert.rejects(
     async () => {
       for await (const _ of client.iterate({ query: '{ nope }' })) {

@@ -98,7 +98,7 @@ test('SubscriptionClient stays connected while the server keeps it alive', async
   await new Promise((r) => setTimeout(r, 1500));
   assert.equal(disconnected, false);
   const again = await once(client, { query: '{ __typename }' });
-  assert.deepEqual(again[0].data, { __typename: 'QueryRoot' });
+  assert.deepEqual(again[0].data, { __typename: 'Query' });
   client.close();
 });
 

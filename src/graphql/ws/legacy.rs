@@ -15,7 +15,7 @@ use async_graphql::Request;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{Close, Connection};
+use super::connection::{Close, Connection};
 
 /// The subprotocol this module speaks.
 pub const PROTOCOL: &str = "graphql-ws";
@@ -82,13 +82,13 @@ pub(super) async fn handle(conn: &mut Connection, raw: &[u8]) -> Result<(), Clos
                 conn.send(conn.protocol.error(&id, errors)).await;
                 return Ok(());
             }
-            conn.stop(&id);
+            conn.operations.stop(&id);
             if conn.admit(&id).await {
-                conn.start(id, *payload);
+                conn.start(id, *payload).await;
             }
         }
         ClientMessage::Stop { id } => {
-            if conn.stop(&id) {
+            if conn.operations.stop(&id) {
                 conn.send(conn.protocol.complete(&id)).await;
             }
         }

@@ -10,7 +10,7 @@ use async_graphql::Request;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{Close, Connection};
+use super::connection::{Close, Connection};
 
 /// The subprotocol this module speaks.
 pub const PROTOCOL: &str = "graphql-transport-ws";
@@ -77,21 +77,18 @@ pub(super) async fn handle(conn: &mut Connection, raw: &[u8]) -> Result<(), Clos
             if !conn.acknowledged {
                 return Err(Close::new(4401, "Unauthorized"));
             }
-            // An operation that has just finished is gone, even if its task has not
-            // been reaped yet: its id may be reused at once.
-            conn.forget_finished();
-            if conn.operations.contains_key(&id) {
+            if conn.operations.contains(&id) {
                 return Err(Close::new(
                     4409,
                     format!("Subscriber for {id} already exists"),
                 ));
             }
             if conn.admit(&id).await {
-                conn.start(id, *payload);
+                conn.start(id, *payload).await;
             }
         }
         ClientMessage::Complete { id } => {
-            conn.stop(&id);
+            conn.operations.stop(&id);
         }
     }
     Ok(())

@@ -1,19 +1,13 @@
 //! Fan-out of committed changes to subscribers.
 //!
-//! # Layout
-//! - this file: [`Broker`], a bounded broadcast of every committed change, each tagged
-//!   with the position published before it so a receiver can tell it missed one.
-//! - [`follower`]: with PostgreSQL, the task that reads changes committed by any
-//!   instance from the log, in order, and publishes them here.
-//! - [`feed`]: one subscription's stream: replay from the change log, then live
-//!   changes, falling back to the log whenever the live stream has a gap.
+//! [`Broker`] is a bounded broadcast of every committed change, each tagged with the
+//! position published before it so a receiver can tell it missed one. The store's
+//! writer publishes to it (SQLite); the service's follower does on PostgreSQL; the
+//! service's feeds read it. It knows nothing of either: it depends on the model alone.
 //!
 //! The broadcast is bounded (`--live-buffer`): a subscriber that falls further behind
 //! than that gets `Lagged` and reads what it missed from the change log, so a slow
 //! client costs memory only for the shared buffer, never an unbounded queue.
-
-pub mod feed;
-pub mod follower;
 
 use std::sync::{
     Arc, Mutex,
@@ -22,7 +16,7 @@ use std::sync::{
 
 use tokio::sync::broadcast;
 
-use crate::store::Change;
+use crate::model::Change;
 
 /// A committed change as the broker hands it out.
 #[derive(Debug)]
@@ -60,6 +54,9 @@ struct Inner {
     poke: tokio::sync::Notify,
     /// Whether the PostgreSQL follower holds its LISTEN connection.
     listening: std::sync::atomic::AtomicBool,
+    /// Whether what was published is known to match the log (false after a write whose
+    /// outcome is unknown, until the writer has resynced).
+    synced: std::sync::atomic::AtomicBool,
 }
 
 impl Broker {
@@ -73,6 +70,7 @@ impl Broker {
                 stats: Stats::default(),
                 poke: tokio::sync::Notify::new(),
                 listening: std::sync::atomic::AtomicBool::new(false),
+                synced: std::sync::atomic::AtomicBool::new(true),
             }),
         }
     }
@@ -92,11 +90,20 @@ impl Broker {
         metrics::gauge!(crate::metrics::CHANGE_LOG_HEAD).set(*head as f64);
     }
 
-    /// Moves the head to `head` without publishing: the next change will not follow
-    /// on from what receivers last saw, so they fetch the difference from the log.
-    pub fn resync(&self, head: i64) {
-        let mut current = self.inner.head.lock().unwrap_or_else(|e| e.into_inner());
-        *current = head.max(*current);
+    /// Marks what was published as possibly behind the log: the publisher must resync
+    /// from the log before it publishes again.
+    pub fn mark_unsynced(&self) {
+        self.inner.synced.store(false, Ordering::SeqCst);
+    }
+
+    /// Marks what was published as matching the log again.
+    pub fn mark_synced(&self) {
+        self.inner.synced.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether what was published is known to match the log (for readiness).
+    pub fn in_sync(&self) -> bool {
+        self.inner.synced.load(Ordering::SeqCst)
     }
 
     /// A receiver of every change published after the returned position.

@@ -1,7 +1,7 @@
 //! With PostgreSQL: learning, on every instance, about changes committed by any
 //! instance, and publishing them to the local broker in commit order.
 //!
-//! Writers `NOTIFY` [`CHANNEL`] with the new sequence number (a few bytes, never the
+//! Writers `NOTIFY` [`NOTIFY_CHANNEL`] with the new sequence number (a few bytes, never the
 //! record: payloads are limited to 8000 bytes). The follower treats a notification only
 //! as a hint to read the change log after its last published position; it also reads
 //! after a local commit, after every reconnection and every `poll_interval`. The log is
@@ -13,10 +13,7 @@ use std::time::Duration;
 use sea_orm::sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
 use tokio_util::sync::CancellationToken;
 
-use crate::store::Store;
-
-/// The notification channel.
-pub const CHANNEL: &str = "recordsync_changes";
+use crate::store::{NOTIFY_CHANNEL, Store};
 
 /// The `application_name` of the LISTEN connection, so operators can find it.
 pub const APPLICATION_NAME: &str = "recordsync-listener";
@@ -32,8 +29,6 @@ pub struct FollowerConfig {
     pub backoff_min: Duration,
     /// Longest wait between attempts to reach the database.
     pub backoff_max: Duration,
-    /// Changes read per query.
-    pub batch: u64,
 }
 
 /// Follows the change log until `shutdown`.
@@ -53,7 +48,7 @@ pub async fn run(store: Store, config: FollowerConfig, shutdown: CancellationTok
             }
         }
         // Read after (re)connecting too: notifications sent meanwhile are gone.
-        if let Err(err) = catch_up(&store, config.batch).await {
+        if let Err(err) = store.publish_from_log().await {
             tracing::warn!(error = %err, retry_in = ?backoff, "cannot read the change log");
             tokio::select! {
                 _ = shutdown.cancelled() => return,
@@ -94,7 +89,7 @@ async fn listen(url: &str) -> Result<PgListener, sea_orm::sqlx::Error> {
         .acquire_timeout(Duration::from_secs(5))
         .connect_lazy_with(options);
     let mut listener = PgListener::connect_with(&pool).await?;
-    listener.listen(CHANNEL).await?;
+    listener.listen(NOTIFY_CHANNEL).await?;
     Ok(listener)
 }
 
@@ -106,19 +101,5 @@ async fn next_notification(
     match listener {
         Some(l) => Ok(l.try_recv().await?.is_some()),
         None => std::future::pending().await,
-    }
-}
-
-/// Publishes every change after the broker's head, in order.
-async fn catch_up(store: &Store, batch: u64) -> crate::error::Result<()> {
-    loop {
-        let changes = store.changes_since(store.broker().head(), batch).await?;
-        let complete = (changes.len() as u64) < batch;
-        for change in changes {
-            store.broker().publish(change);
-        }
-        if complete {
-            return Ok(());
-        }
     }
 }

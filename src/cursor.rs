@@ -94,7 +94,7 @@ pub fn decode_record(field: OrderField, cursor: &str) -> Result<RecordKey> {
                 .parse::<i64>()
                 .ok()
                 .and_then(DateTime::from_timestamp_micros)
-                .filter(|t| super::check_time(*t).is_ok())
+                .filter(|t| crate::validate::check_time(*t).is_ok())
                 .ok_or_else(invalid)?,
         ),
     };

@@ -16,12 +16,13 @@ use futures_util::Stream;
 use tokio::sync::broadcast::{self, error::RecvError};
 use tokio_util::task::AbortOnDropHandle;
 
-use super::Published;
-use crate::metrics as m;
 use crate::{
+    broker::Published,
     error::{Error, Result},
+    metrics as m,
+    model::Change,
     store::{
-        Change, Store,
+        Store,
         changes::{ChangeBatch, ChangeFilter},
     },
 };
@@ -58,7 +59,7 @@ const MAX_RETRY: Duration = Duration::from_secs(5);
 /// log's retention.
 ///
 /// `after` must be a committed position; one from a client must have been checked with
-/// [`Store::check_resume`].
+/// [`Store::check_resume`] (the service does).
 pub fn subscribe(
     store: Store,
     filter: ChangeFilter,

@@ -1,0 +1,43 @@
+//! What every HTTP endpoint shares, GraphQL's and REST's alike.
+//!
+//! # Layout
+//! - this file: the caller's credential and [`Access`] from the `Authorization` header
+//!   (an extractor for any router whose state can give an [`Authenticator`]).
+//! - [`request`]: reading bodies within `--max-body-bytes`, media types and `Accept`.
+//! - [`sse`]: bounded server-sent event streams.
+//! - [`cors`]: cross-origin access for browser pages, when `--cors-origins` allows it.
+
+pub mod cors;
+pub mod request;
+pub mod sse;
+
+use axum::{
+    extract::{FromRef, FromRequestParts},
+    http::{HeaderMap, header, request::Parts},
+};
+
+use crate::{
+    auth::{Access, Authenticator},
+    error::Error,
+};
+
+/// The `Authorization` header's value.
+pub fn authorization(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+}
+
+/// The caller's access, from its `Authorization` header: `UNAUTHENTICATED` (401)
+/// without a valid credential when authentication is on.
+impl<S> FromRequestParts<S> for Access
+where
+    S: Send + Sync,
+    Authenticator: FromRef<S>,
+{
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Error> {
+        Authenticator::from_ref(state).authenticate(authorization(&parts.headers))
+    }
+}

@@ -1,0 +1,276 @@
+//! The service layer: every operation a client can ask for, and the only thing the
+//! transports call.
+//!
+//! Each operation takes the caller's [`Access`] as a required argument and checks it
+//! here, the same way for every transport, so a transport only parses its input, calls
+//! one operation and shapes the answer. The rules, once:
+//! - Access is checked before input: a token that may not read (or write) gets
+//!   `FORBIDDEN` whatever it sent, and so does a collection outside its scope, before
+//!   the input is validated and before anything is read.
+//! - A record in a collection the caller may not see does not exist for it: reads return
+//!   nothing, writes `NOT_FOUND`.
+//!
+//! # Layout
+//! - this file: [`Service`] and its operations.
+//! - [`feed`]: one subscription's gap-free stream: replay from the change log, then
+//!   live changes from the broker, back to the log whenever the live stream has a gap.
+//! - [`follower`]: with PostgreSQL, the task that publishes changes committed by any
+//!   instance from the log, in order.
+
+pub mod feed;
+pub mod follower;
+
+use std::{sync::Arc, time::Duration};
+
+use entity::record;
+use futures_util::Stream;
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::{
+    auth::Access,
+    broker::Broker,
+    cursor::{self, OrderField},
+    error::{Error, Result},
+    model::{Change, ChangeKind},
+    store::{
+        Store, Write,
+        changes::{ChangeBatch, ChangeFilter},
+        records::{Page, PageRequest, RecordFilter},
+    },
+    validate::validate_collection,
+};
+
+/// What a `records` page asks for.
+#[derive(Debug, Clone, Default)]
+pub struct RecordsQuery {
+    /// Only this collection.
+    pub collection: Option<String>,
+    /// Further conditions.
+    pub filter: RecordFilter,
+    /// The ordering field (default: creation time).
+    pub order: Option<OrderField>,
+    /// Descending rather than ascending.
+    pub descending: bool,
+    /// Forward page size.
+    pub first: Option<i32>,
+    /// Forward start (exclusive), a record cursor.
+    pub after: Option<String>,
+    /// Backward page size.
+    pub last: Option<i32>,
+    /// Backward end (exclusive), a record cursor.
+    pub before: Option<String>,
+}
+
+/// Which changes a reader of the log or a subscriber asks for.
+#[derive(Debug, Clone, Default)]
+pub struct ChangesQuery {
+    /// Only this collection.
+    pub collection: Option<String>,
+    /// Only this record (subscriptions).
+    pub id: Option<Uuid>,
+    /// Only these kinds (subscriptions; all when `None`).
+    pub kinds: Option<Vec<ChangeKind>>,
+    /// Start after this change cursor.
+    pub after: Option<String>,
+}
+
+/// The service: a cheap-to-clone handle on the store (and through it the broker).
+#[derive(Clone)]
+pub struct Service {
+    /// All database work.
+    store: Store,
+}
+
+impl Service {
+    /// The service over `store`.
+    pub fn new(store: Store) -> Self {
+        Self { store }
+    }
+
+    /// The store (for the application's background work and readiness).
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The broker (for counters and readiness).
+    pub fn broker(&self) -> &Broker {
+        self.store.broker()
+    }
+
+    /// One record by id, or `None`, also when the caller may not see its collection.
+    pub async fn record(&self, access: &Access, id: Uuid) -> Result<Option<record::Model>> {
+        access.check_read()?;
+        Ok(self
+            .store
+            .record(id)
+            .await?
+            .filter(|r| access.allows(&r.collection)))
+    }
+
+    /// A page of records the caller may see, with the change-log position it was read
+    /// at.
+    pub async fn records(&self, access: &Access, query: RecordsQuery) -> Result<Page> {
+        access.check_read()?;
+        if let Some(c) = &query.collection {
+            access.check_collection(c)?;
+        }
+        self.store
+            .records(PageRequest {
+                collection: query.collection,
+                allowed: access.collection_list(),
+                filter: query.filter,
+                order: query.order,
+                descending: query.descending,
+                first: query.first,
+                after: query.after,
+                last: query.last,
+                before: query.before,
+            })
+            .await
+    }
+
+    /// A page of the change log for a polling client: the changes it may see after
+    /// `after` (from the oldest retained one without it), at most `first`.
+    pub async fn changes(
+        &self,
+        access: &Access,
+        query: ChangesQuery,
+        first: Option<i32>,
+    ) -> Result<ChangeBatch> {
+        let filter = self.filter(access, &query)?;
+        let after = decode_after(query.after.as_deref())?;
+        let first = self.store.page_size(first)?;
+        self.store.changes(after, &filter, first).await
+    }
+
+    /// Every change the caller may see matching `query`, in commit order, each once:
+    /// after `query.after` (replaying from the log first), or from the log's head as the
+    /// database sees it now, so that nothing committed before the call arrives,
+    /// whichever instance wrote it. `CURSOR_EXPIRED` if `after` was pruned.
+    pub async fn subscribe(
+        &self,
+        access: &Access,
+        query: ChangesQuery,
+    ) -> Result<impl Stream<Item = Result<Arc<Change>>> + Send + 'static + use<>> {
+        let filter = self.filter(access, &query)?;
+        let after = match decode_after(query.after.as_deref())? {
+            Some(after) => {
+                self.store.check_resume(after).await?;
+                after
+            }
+            None => self.store.head().await?,
+        };
+        Ok(feed::subscribe(self.store.clone(), filter, after))
+    }
+
+    /// The change filter for `access` and `query`, after the access checks.
+    fn filter(&self, access: &Access, query: &ChangesQuery) -> Result<ChangeFilter> {
+        access.check_read()?;
+        if let Some(c) = &query.collection {
+            access.check_collection(c)?;
+            validate_collection(c)?;
+        }
+        Ok(ChangeFilter {
+            collection: query.collection.clone(),
+            allowed: access.collection_list(),
+            id: query.id,
+            kinds: query.kinds.clone(),
+        })
+    }
+
+    /// Creates a record (with `id`, or a new one). `ALREADY_EXISTS` if the id is taken.
+    pub async fn create(
+        &self,
+        access: &Access,
+        id: Option<Uuid>,
+        collection: String,
+        data: Value,
+    ) -> Result<record::Model> {
+        let id = id.unwrap_or_else(Uuid::new_v4);
+        self.apply(access, id, Write::Create { collection, data })
+            .await
+    }
+
+    /// Replaces a record's data, if it is at `expected_version` when one is given.
+    pub async fn update(
+        &self,
+        access: &Access,
+        id: Uuid,
+        data: Value,
+        expected_version: Option<i32>,
+    ) -> Result<record::Model> {
+        let write = Write::Replace {
+            data,
+            expected_version,
+        };
+        self.apply(access, id, write).await
+    }
+
+    /// Applies a JSON Merge Patch (RFC 7396) to a record's data.
+    pub async fn patch(
+        &self,
+        access: &Access,
+        id: Uuid,
+        patch: Value,
+        expected_version: Option<i32>,
+    ) -> Result<record::Model> {
+        let write = Write::Patch {
+            patch,
+            expected_version,
+        };
+        self.apply(access, id, write).await
+    }
+
+    /// Deletes a record and returns its last state.
+    pub async fn delete(
+        &self,
+        access: &Access,
+        id: Uuid,
+        expected_version: Option<i32>,
+    ) -> Result<record::Model> {
+        self.apply(access, id, Write::Delete { expected_version })
+            .await
+    }
+
+    /// Any one write, through the single write path: the record and its change commit
+    /// together, then the change is published. Returns the record after the write (for
+    /// a delete, its last state).
+    pub async fn apply(&self, access: &Access, id: Uuid, write: Write) -> Result<record::Model> {
+        access.check_write()?;
+        if let Write::Create { collection, .. } = &write {
+            access.check_collection(collection)?;
+        }
+        self.store.write(access, id, write).await
+    }
+
+    /// The version to expect when a client accepts any of `versions` (an `If-Match`
+    /// list): the record's current one if listed, else one that conflicts. The writer
+    /// checks it atomically, so a write racing this one still conflicts. `NOT_FOUND`
+    /// for a record the caller may not see.
+    pub async fn expected_among(&self, access: &Access, id: Uuid, versions: &[i32]) -> Result<i32> {
+        access.check_write()?;
+        let current = self
+            .store
+            .record(id)
+            .await?
+            .filter(|r| access.allows(&r.collection))
+            .ok_or(Error::NotFound(id))?;
+        if versions.contains(&current.version) {
+            Ok(current.version)
+        } else {
+            // Versions start at 1, so 0 conflicts with any record.
+            Ok(versions.first().copied().unwrap_or(0))
+        }
+    }
+
+    /// Deletes changes older than `retention`; the number deleted.
+    pub async fn prune(&self, retention: Duration) -> Result<u64> {
+        self.store.prune(retention).await
+    }
+}
+
+/// A change cursor from a client, or `BAD_USER_INPUT`.
+fn decode_after(after: Option<&str>) -> Result<Option<i64>> {
+    after.map(cursor::decode_change).transpose()
+}
