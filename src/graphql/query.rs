@@ -7,7 +7,8 @@ use super::types::{ChangeConnection, RecordConnection, RecordFilter, RecordOrder
 use crate::{
     error::GqlResult,
     model::Record,
-    service::{ChangesQuery, RecordsQuery, Service},
+    service::{ChangesQuery, Service},
+    store::records::PageRequest,
 };
 
 /// The root of queries (`Query` in the schema, the name tools assume).
@@ -36,7 +37,7 @@ impl QueryRoot {
         before: Option<String>,
     ) -> Result<RecordConnection> {
         let service = ctx.data::<Service>()?;
-        let query = RecordsQuery {
+        let query = PageRequest {
             collection,
             filter: filter.unwrap_or_default().into(),
             order: order_by.as_ref().map(|o| o.field.into()),
@@ -45,6 +46,7 @@ impl QueryRoot {
             after,
             last,
             before,
+            ..Default::default()
         };
         let page = service.records(super::access(ctx)?, query).await.gql()?;
         Ok(RecordConnection(page))

@@ -24,7 +24,8 @@ use crate::{
     error::{Error, Result},
     http::request::{has_media_type, read_body},
     model::Record,
-    service::{RecordsQuery, Service},
+    service::Service,
+    store::{Write, records::PageRequest},
 };
 
 const JSON: &str = "application/json";
@@ -90,7 +91,7 @@ pub async fn list(
     req: Request,
 ) -> Result<Response> {
     let params: ListParams = query_params(req.uri())?;
-    let query = RecordsQuery {
+    let query = PageRequest {
         collection: params.collection,
         first: parse_limit(params.limit.as_deref())?,
         after: params.after,
@@ -175,15 +176,18 @@ pub async fn replace(
     Path(id): Path<String>,
     req: Request,
 ) -> Result<Response> {
-    let id = parse_id(&id)?;
-    let (parts, body) = req.into_parts();
-    let body: ReplaceBody = json_body(&state, &parts.headers, body, &[JSON]).await?;
-    let expected = expected_version(&state.service, &access, id, &parts.headers).await?;
-    let record = state
-        .service
-        .update(&access, id, body.data, expected)
-        .await?;
-    Ok(with_etag(StatusCode::OK, &record))
+    write_with_body(
+        &state,
+        &access,
+        &id,
+        req,
+        &[JSON],
+        |body: ReplaceBody, expected_version| Write::Replace {
+            data: body.data,
+            expected_version,
+        },
+    )
+    .await
 }
 
 /// `PATCH /api/records/{id}` with a JSON Merge Patch document (RFC 7396) as the body,
@@ -194,11 +198,38 @@ pub async fn patch(
     Path(id): Path<String>,
     req: Request,
 ) -> Result<Response> {
-    let id = parse_id(&id)?;
+    let accepted = [MERGE_PATCH, JSON];
+    write_with_body(
+        &state,
+        &access,
+        &id,
+        req,
+        &accepted,
+        |patch: Value, expected_version| Write::Patch {
+            patch,
+            expected_version,
+        },
+    )
+    .await
+}
+
+/// A write to record `id` whose body (of one of the `accepted` media types) `make`
+/// turns into the write: 200 with the record and its `ETag`.
+async fn write_with_body<T: serde::de::DeserializeOwned>(
+    state: &RestState,
+    access: &Access,
+    id: &str,
+    req: Request,
+    accepted: &[&str],
+    make: impl FnOnce(T, Option<i32>) -> Write,
+) -> Result<Response> {
+    let id = parse_id(id)?;
     let (parts, body) = req.into_parts();
-    let patch: Value = json_body(&state, &parts.headers, body, &[MERGE_PATCH, JSON]).await?;
-    let expected = expected_version(&state.service, &access, id, &parts.headers).await?;
-    let record = state.service.patch(&access, id, patch, expected).await?;
+    let body: T = json_body(state, &parts.headers, body, accepted).await?;
+    let record = conditional(state, access, id, &parts.headers, |expected| {
+        make(body, expected)
+    })
+    .await?;
     Ok(with_etag(StatusCode::OK, &record))
 }
 
@@ -210,7 +241,21 @@ pub async fn delete(
     headers: HeaderMap,
 ) -> Result<Response> {
     let id = parse_id(&id)?;
-    let expected = expected_version(&state.service, &access, id, &headers).await?;
-    let record = state.service.delete(&access, id, expected).await?;
+    let record = conditional(&state, &access, id, &headers, |expected_version| {
+        Write::Delete { expected_version }
+    })
+    .await?;
     Ok((StatusCode::OK, Json(Record::from(record))).into_response())
+}
+
+/// Applies the write `make` builds for the version `If-Match` asks for.
+async fn conditional(
+    state: &RestState,
+    access: &Access,
+    id: Uuid,
+    headers: &HeaderMap,
+    make: impl FnOnce(Option<i32>) -> Write,
+) -> Result<entity::record::Model> {
+    let expected = expected_version(&state.service, access, id, headers).await?;
+    state.service.apply(access, id, make(expected)).await
 }

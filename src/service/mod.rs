@@ -30,37 +30,16 @@ use uuid::Uuid;
 use crate::{
     auth::Access,
     broker::Broker,
-    cursor::{self, OrderField},
+    cursor,
     error::{Error, Result},
     model::{Change, ChangeKind},
     store::{
         Store, Write,
         changes::{ChangeBatch, ChangeFilter},
-        records::{Page, PageRequest, RecordFilter},
+        records::{Page, PageRequest},
     },
     validate::validate_collection,
 };
-
-/// What a `records` page asks for.
-#[derive(Debug, Clone, Default)]
-pub struct RecordsQuery {
-    /// Only this collection.
-    pub collection: Option<String>,
-    /// Further conditions.
-    pub filter: RecordFilter,
-    /// The ordering field (default: creation time).
-    pub order: Option<OrderField>,
-    /// Descending rather than ascending.
-    pub descending: bool,
-    /// Forward page size.
-    pub first: Option<i32>,
-    /// Forward start (exclusive), a record cursor.
-    pub after: Option<String>,
-    /// Backward page size.
-    pub last: Option<i32>,
-    /// Backward end (exclusive), a record cursor.
-    pub before: Option<String>,
-}
 
 /// Which changes a reader of the log or a subscriber asks for.
 #[derive(Debug, Clone, Default)]
@@ -109,25 +88,14 @@ impl Service {
     }
 
     /// A page of records the caller may see, with the change-log position it was read
-    /// at.
-    pub async fn records(&self, access: &Access, query: RecordsQuery) -> Result<Page> {
+    /// at. The page's `allowed` collections are the caller's, whatever `request` says.
+    pub async fn records(&self, access: &Access, mut request: PageRequest) -> Result<Page> {
         access.check_read()?;
-        if let Some(c) = &query.collection {
+        if let Some(c) = &request.collection {
             access.check_collection(c)?;
         }
-        self.store
-            .records(PageRequest {
-                collection: query.collection,
-                allowed: access.collection_list(),
-                filter: query.filter,
-                order: query.order,
-                descending: query.descending,
-                first: query.first,
-                after: query.after,
-                last: query.last,
-                before: query.before,
-            })
-            .await
+        request.allowed = access.collection_list();
+        self.store.records(request).await
     }
 
     /// A page of the change log for a polling client: the changes it may see after

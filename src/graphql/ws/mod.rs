@@ -1,9 +1,11 @@
 //! GraphQL over WebSockets, both subprotocols.
 //!
 //! # Layout
-//! - this file: the upgrade ([`upgrade`]), the subprotocols and their messages, the
-//!   per-connection limits.
-//! - [`connection`]: one connection's loop: reading, the bounded send queue, timers.
+//! - this file: the upgrade ([`upgrade`]) and what it sets per connection.
+//! - [`connection`]: one connection's loop: reading, the bounded send queue, timers,
+//!   and the dispatch of each message to its protocol.
+//! - [`session`]: one connection's state, which the protocols' handlers work on.
+//! - [`protocol`]: the subprotocols and the messages the server sends in each.
 //! - [`operations`]: the operations a connection runs, each in its own task.
 //! - [`admission`]: connections in total and per address, and the message rate.
 //! - [`transport`]: `graphql-transport-ws`, the graphql-ws library's protocol (Apollo
@@ -22,99 +24,21 @@ pub mod admission;
 pub mod connection;
 pub mod legacy;
 pub mod operations;
+pub mod protocol;
+pub mod session;
 pub mod transport;
 
-use std::time::Duration;
+pub use protocol::{PROTOCOLS, Protocol};
+pub use session::WsLimits;
 
-use async_graphql::Response;
 use axum::{
-    extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade},
+    extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade},
     http::request::Parts,
     response::{IntoResponse, Response as HttpResponse},
 };
-use serde_json::{Value, json};
 
 use super::GraphqlState;
 use crate::http::authorization;
-
-/// The subprotocols served, in the order the server prefers them.
-pub const PROTOCOLS: [&str; 2] = [transport::PROTOCOL, legacy::PROTOCOL];
-
-/// Which subprotocol a connection speaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Protocol {
-    /// `graphql-transport-ws`.
-    Transport,
-    /// `graphql-ws` (subscriptions-transport-ws).
-    Legacy,
-}
-
-impl Protocol {
-    /// The protocol named by a negotiated subprotocol.
-    pub fn from_name(name: &str) -> Option<Self> {
-        match name {
-            transport::PROTOCOL => Some(Self::Transport),
-            legacy::PROTOCOL => Some(Self::Legacy),
-            _ => None,
-        }
-    }
-
-    /// The message carrying one result of operation `id`. Every delivery of every
-    /// subscription passes here, so the response is serialized straight into the
-    /// message text rather than through an intermediate JSON tree.
-    pub(super) fn next(self, id: &str, response: &Response) -> Message {
-        let kind = match self {
-            Self::Transport => "next",
-            Self::Legacy => "data",
-        };
-        let mut out = Vec::with_capacity(256);
-        out.extend_from_slice(br#"{"type":""#);
-        out.extend_from_slice(kind.as_bytes());
-        out.extend_from_slice(br#"","id":"#);
-        let written = serde_json::to_writer(&mut out, id).and_then(|()| {
-            out.extend_from_slice(br#","payload":"#);
-            serde_json::to_writer(&mut out, response)
-        });
-        match written.map(|()| String::from_utf8(out)) {
-            Ok(Ok(mut text)) => {
-                text.push('}');
-                Message::Text(Utf8Bytes::from(text))
-            }
-            // Serializing a response cannot fail; should it, the client gets an error
-            // result rather than a broken frame.
-            _ => text(json!({"type": kind, "id": id, "payload": {
-                "errors": [{"message": "the result could not be serialized",
-                            "extensions": {"code": "INTERNAL_SERVER_ERROR"}}]}})),
-        }
-    }
-
-    /// The message refusing operation `id` before it ran (no `complete` follows).
-    pub(super) fn error(self, id: &str, errors: Value) -> Value {
-        json!({"type": "error", "id": id, "payload": errors})
-    }
-
-    /// The message ending operation `id`.
-    pub(super) fn complete(self, id: &str) -> Value {
-        json!({"type": "complete", "id": id})
-    }
-}
-
-/// Per-connection limits.
-#[derive(Debug, Clone)]
-pub struct WsLimits {
-    /// Time allowed before `connection_init`.
-    pub init_timeout: Duration,
-    /// Operations one connection may run at once.
-    pub max_subscriptions: usize,
-    /// Outgoing messages queued before operations wait.
-    pub send_queue: usize,
-    /// How often the server pings (and, on the legacy protocol, sends `ka`).
-    pub keep_alive: Duration,
-    /// Silence after which the client is taken for dead.
-    pub dead_timeout: Duration,
-    /// Messages per second the client may send, in bursts up to as many.
-    pub max_messages_per_second: u32,
-}
 
 /// Everything the upgrade sets per connection.
 #[derive(Debug, Clone)]
@@ -125,10 +49,6 @@ pub struct WsSettings {
     pub max_message_bytes: usize,
     /// The socket's read buffer.
     pub read_buffer_bytes: usize,
-}
-
-fn text(value: Value) -> Message {
-    Message::Text(Utf8Bytes::from(value.to_string()))
 }
 
 /// Closes a socket whose client offered no subprotocol we speak.

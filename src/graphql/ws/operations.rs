@@ -12,7 +12,7 @@ use tokio::{
     task::{AbortHandle, JoinSet},
 };
 
-use super::{Protocol, text};
+use super::protocol::{Protocol, text};
 use crate::graphql::response::is_request_error;
 
 /// Running operations by id, with a generation so a finished task cannot remove a newer

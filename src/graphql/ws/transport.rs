@@ -10,10 +10,10 @@ use async_graphql::Request;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::connection::{Close, Connection};
+use super::session::{Close, Connection};
 
 /// The subprotocol this module speaks.
-pub const PROTOCOL: &str = "graphql-transport-ws";
+pub const PROTOCOL: &str = super::protocol::TRANSPORT_WS;
 
 /// A message from the client.
 #[derive(Deserialize)]

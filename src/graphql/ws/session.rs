@@ -1,0 +1,166 @@
+//! One WebSocket connection's state, which both protocols' message handlers work on:
+//! whether it is initialised, who it is, its operations, and the send queue.
+
+use std::time::Duration;
+
+use async_graphql::Request;
+use axum::extract::ws::Message;
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+use super::{
+    operations::Operations,
+    protocol::{Protocol, text},
+};
+use crate::{
+    auth::{Access, Authenticator},
+    graphql::AppSchema,
+};
+
+/// Per-connection limits.
+#[derive(Debug, Clone)]
+pub struct WsLimits {
+    /// Time allowed before `connection_init`.
+    pub init_timeout: Duration,
+    /// Operations one connection may run at once.
+    pub max_subscriptions: usize,
+    /// Outgoing messages queued before operations wait.
+    pub send_queue: usize,
+    /// How often the server pings (and, on the legacy protocol, sends `ka`).
+    pub keep_alive: Duration,
+    /// Silence after which the client is taken for dead.
+    pub dead_timeout: Duration,
+    /// Messages per second the client may send, in bursts up to as many.
+    pub max_messages_per_second: u32,
+}
+
+/// Why the server closes the connection.
+pub(super) struct Close(pub(super) u16, pub(super) String);
+
+impl Close {
+    /// A close frame; the reason is cut to the 123 bytes a close frame can carry.
+    pub(super) fn new(code: u16, reason: impl Into<String>) -> Self {
+        let mut reason = reason.into();
+        if reason.len() > 123 {
+            let mut end = 123;
+            while !reason.is_char_boundary(end) {
+                end -= 1;
+            }
+            reason.truncate(end);
+        }
+        Self(code, reason)
+    }
+}
+
+/// State of one connection, shared by both protocols' message handlers.
+pub struct Connection {
+    pub(super) protocol: Protocol,
+    schema: AppSchema,
+    pub(super) limits: WsLimits,
+    pub(super) out: mpsc::Sender<Message>,
+    pub(super) init_received: bool,
+    pub(super) acknowledged: bool,
+    /// Checks the credential of `connection_init` (or of the upgrade request).
+    auth: Authenticator,
+    /// The upgrade request's `Authorization` header, used when `connection_init`
+    /// carries none.
+    header_credential: Option<String>,
+    /// What the connection may do, once `connection_init` authenticated it.
+    access: Option<Access>,
+    /// The operations running.
+    pub(super) operations: Operations,
+}
+
+impl Connection {
+    /// A connection speaking `protocol`, not yet initialised.
+    pub(super) fn new(
+        protocol: Protocol,
+        schema: AppSchema,
+        limits: WsLimits,
+        out: mpsc::Sender<Message>,
+        auth: Authenticator,
+        header_credential: Option<String>,
+    ) -> Self {
+        Self {
+            protocol,
+            schema,
+            operations: Operations::new(limits.max_subscriptions),
+            limits,
+            out,
+            init_received: false,
+            acknowledged: false,
+            auth,
+            header_credential,
+            access: None,
+        }
+    }
+
+    pub(super) async fn send(&self, msg: Value) {
+        // A send fails only when the writer is gone, and then the connection is over.
+        let _ = self.out.send(text(msg)).await;
+    }
+
+    /// Authenticates `connection_init`: the credential in its payload's
+    /// `Authorization` (`"Bearer …"`), else the upgrade request's header. A bad one
+    /// closes the connection with 4403 before anything is sent.
+    pub(super) fn authenticate(&mut self, payload: Option<&Value>) -> Result<(), Close> {
+        let from_payload = payload
+            .and_then(|p| p.get("Authorization").or_else(|| p.get("authorization")))
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        let credential = from_payload.or_else(|| self.header_credential.clone());
+        match self.auth.authenticate(credential.as_deref()) {
+            Ok(access) => {
+                self.access = Some(access);
+                Ok(())
+            }
+            Err(err) => Err(Close::new(4403, format!("Forbidden: {err}"))),
+        }
+    }
+
+    /// When the connection's credential expires, if it does.
+    pub(super) fn expires_at(&self) -> Option<tokio::time::Instant> {
+        let at = self.access.as_ref()?.expires_at?;
+        let left = (at - chrono::Utc::now()).to_std().unwrap_or_default();
+        Some(tokio::time::Instant::now() + left)
+    }
+
+    /// A WebSocket ping, and on the legacy protocol a `ka`. Never waits: when the
+    /// queue is full the client is not reading, and a ping would not help.
+    pub(super) fn keep_alive(&self) {
+        let _ = self.out.try_send(Message::Ping(Default::default()));
+        if self.protocol == Protocol::Legacy && self.acknowledged {
+            let _ = self.out.try_send(text(json!({"type": "ka"})));
+        }
+    }
+
+    /// Whether another operation may start; if not, refuses operation `id` with the
+    /// protocol's `error` and `TOO_MANY_SUBSCRIPTIONS`.
+    pub(super) async fn admit(&mut self, id: &str) -> bool {
+        if self.operations.has_room() {
+            return true;
+        }
+        let message = format!(
+            "a connection may run at most {} operations at once",
+            self.operations.max()
+        );
+        let errors =
+            json!([{"message": message, "extensions": {"code": "TOO_MANY_SUBSCRIPTIONS"}}]);
+        self.send(self.protocol.error(id, errors)).await;
+        false
+    }
+
+    /// Runs operation `id` in its own task. The connection's access goes with it; an
+    /// operation before authentication (which the protocols prevent) is refused.
+    pub(super) async fn start(&mut self, id: String, request: Request) {
+        let Some(access) = self.access.clone() else {
+            let errors = json!([{"message": "the connection is not authenticated",
+                                 "extensions": {"code": "UNAUTHENTICATED"}}]);
+            self.send(self.protocol.error(&id, errors)).await;
+            return;
+        };
+        let results = self.schema.execute_stream(request.data(access));
+        self.operations
+            .start(id, self.protocol, self.out.clone(), results);
+    }
+}
