@@ -16,5 +16,6 @@ mod protocol;
 mod queries;
 mod rest;
 mod resume;
+mod service_layer;
 mod sse;
 mod subscriptions;
