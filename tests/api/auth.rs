@@ -361,3 +361,46 @@ async fn rs256_and_es256_tokens_verify_with_a_public_key_file() {
         assert_eq!(status, 401, "{name}: {body}");
     }
 }
+
+#[tokio::test]
+async fn access_is_checked_before_input_on_every_read_and_transport() {
+    let app = secured().await;
+    let limited = token("read write", Some(&["a"]), 60);
+    let write_only = token("write", None, 60);
+    // A malformed collection outside the token's collections is forbidden, not bad input,
+    // whichever operation names it.
+    for query in [
+        "{ records(collection: \"not a name!\") { totalCount } }",
+        "{ changes(collection: \"not a name!\") { changeCursor } }",
+    ] {
+        let (_, body) = gql_as(&app, &limited, query, json!({})).await;
+        assert_eq!(error_code(&body), "FORBIDDEN", "{query}: {body}");
+    }
+    // A token that may not read is forbidden whatever it sends, a bad cursor included.
+    for query in [
+        "{ records(first: -1) { totalCount } }",
+        "{ changes(after: \"garbage\") { changeCursor } }",
+        "{ record(id: \"00000000-0000-0000-0000-000000000000\") { id } }",
+    ] {
+        let (_, body) = gql_as(&app, &write_only, query, json!({})).await;
+        assert_eq!(error_code(&body), "FORBIDDEN", "{query}: {body}");
+    }
+    for path in [
+        "/records?collection=not%20a%20name!",
+        "/changes?collection=not%20a%20name!",
+        "/changes/stream?collection=not%20a%20name!",
+    ] {
+        let resp = app
+            .http
+            .get(app.api(path))
+            .header("authorization", bearer(&limited))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 403, "{path}");
+    }
+    let mut ws = ws_with(&app, json!({"Authorization": bearer(&limited)})).await;
+    assert_eq!(ws.recv().await["type"], "connection_ack");
+    ws.subscribe_changes("s", "(collection: \"not a name!\")").await;
+    assert_eq!(ws.operation_error_code("s").await, "FORBIDDEN");
+}
