@@ -401,6 +401,26 @@ async fn access_is_checked_before_input_on_every_read_and_transport() {
     }
     let mut ws = ws_with(&app, json!({"Authorization": bearer(&limited)})).await;
     assert_eq!(ws.recv().await["type"], "connection_ack");
-    ws.subscribe_changes("s", "(collection: \"not a name!\")").await;
+    ws.subscribe_changes("s", "(collection: \"not a name!\")")
+        .await;
     assert_eq!(ws.operation_error_code("s").await, "FORBIDDEN");
+}
+
+#[tokio::test]
+async fn a_socket_that_stops_reading_is_still_closed_when_its_token_expires() {
+    let app = spawn_app_with(|c| {
+        c.jwt_secret = Some(SECRET.to_owned());
+        c.jwt_audience = Some("recordsync".to_owned());
+        super::hardening::small_queues(c);
+    })
+    .await;
+    let short = token("read write", None, 5);
+    let mut ws = ws_with(&app, json!({"Authorization": bearer(&short)})).await;
+    assert_eq!(ws.recv().await["type"], "connection_ack");
+    let writer = bearer(&token("read write", None, 60));
+    super::hardening::stop_reading_and_ping(&app, &mut ws, Some(&writer)).await;
+    assert!(
+        super::hardening::subscriptions_end_within(&app, Duration::from_secs(12)).await,
+        "the subscription outlived its token"
+    );
 }

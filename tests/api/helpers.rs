@@ -457,6 +457,11 @@ impl WsClient {
             .expect("send");
     }
 
+    /// Sends a message; whether the socket took it.
+    pub async fn try_send(&mut self, msg: Value) -> bool {
+        self.ws.send(Message::text(msg.to_string())).await.is_ok()
+    }
+
     /// Sends raw text.
     pub async fn send_text(&mut self, text: &str) {
         self.ws

@@ -8,6 +8,7 @@ mod helpers;
 mod auth;
 mod graphql_over_http;
 mod graphql_ws_client;
+mod hardening;
 mod http;
 mod legacy_ws;
 mod limits;

@@ -10,8 +10,11 @@
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
-use futures_util::{SinkExt, StreamExt};
-use tokio::{sync::mpsc, time::Instant};
+use futures_util::{SinkExt, StreamExt, stream::SplitSink};
+use tokio::{
+    sync::{mpsc, oneshot},
+    time::Instant,
+};
 use tokio_util::sync::CancellationToken;
 
 use super::{
@@ -48,29 +51,12 @@ pub(super) async fn serve(
     header_credential: Option<String>,
     shutdown: CancellationToken,
 ) {
-    let (mut sink, mut incoming) = socket.split();
-    let (out, mut queue) = mpsc::channel::<Message>(limits.send_queue.max(1));
-    // Everything queued goes out with one flush: when a change reaches several of the
-    // connection's subscriptions, or several changes arrive at once, that is one write
-    // to the socket instead of one per message.
-    let writer = tokio::spawn(async move {
-        let mut batch = Vec::with_capacity(WRITE_BATCH);
-        while queue.recv_many(&mut batch, WRITE_BATCH).await > 0 {
-            let mut closing = false;
-            for msg in batch.drain(..) {
-                closing = matches!(msg, Message::Close(_));
-                if sink.feed(msg).await.is_err() {
-                    return;
-                }
-                if closing {
-                    break;
-                }
-            }
-            if sink.flush().await.is_err() || closing {
-                break;
-            }
-        }
-    });
+    let (sink, mut incoming) = socket.split();
+    let (out, queue) = mpsc::channel::<Message>(limits.send_queue.max(1));
+    // Closing takes a channel of its own, so a close frame never waits behind queued
+    // messages (which a client that does not read may never take).
+    let (close, closing) = oneshot::channel::<CloseFrame>();
+    let writer = tokio::spawn(write_loop(sink, queue, closing));
     let writer_abort = writer.abort_handle();
 
     let init_timeout = tokio::time::sleep(limits.init_timeout);
@@ -114,6 +100,14 @@ pub(super) async fn serve(
                 if let Err(end) = handled {
                     break end;
                 }
+                if conn.stalled() {
+                    // A reply waited until the client counted as dead, or its token expired.
+                    break if conn.expires_at().is_some_and(|at| at <= Instant::now()) {
+                        End::Close(Close::new(4403, "Forbidden: the token expired"))
+                    } else {
+                        End::Dead
+                    };
+                }
             }
         }
     };
@@ -123,11 +117,21 @@ pub(super) async fn serve(
         End::Gone => {}
         End::Close(Close(code, reason)) => {
             tracing::debug!(code, %reason, "closing websocket");
-            let frame = CloseFrame {
+            let _ = close.send(CloseFrame {
                 code,
                 reason: reason.into(),
-            };
-            let _ = conn.out.send(Message::Close(Some(frame))).await;
+            });
+            // Read what the client still sends until it answers the close (or for a
+            // short while): closing a socket with unread data resets it, and the client
+            // would see 1006 instead of the close frame.
+            let _ = tokio::time::timeout(CLOSE_WAIT, async {
+                while let Some(Ok(msg)) = incoming.next().await {
+                    if matches!(msg, Message::Close(_)) {
+                        break;
+                    }
+                }
+            })
+            .await;
         }
         End::Dead => {
             tracing::debug!("dropping a websocket that stopped answering");
@@ -136,11 +140,54 @@ pub(super) async fn serve(
     }
     drop(conn);
     // Let queued messages and the close frame reach the client, but not forever.
-    if tokio::time::timeout(Duration::from_secs(5), writer)
-        .await
-        .is_err()
-    {
+    if tokio::time::timeout(CLOSE_WAIT, writer).await.is_err() {
         writer_abort.abort();
+    }
+}
+
+/// Longest wait for a close frame to go out and for the client's answer.
+const CLOSE_WAIT: Duration = Duration::from_secs(5);
+
+/// Writes queued messages to the socket until the queue closes, or until a close frame
+/// arrives on `closing`, which goes out at once: what is still queued then is dropped.
+/// Everything queued at one time goes out with one flush: when a change reaches several
+/// of the connection's subscriptions, or several changes arrive at once, that is one
+/// write to the socket instead of one per message.
+async fn write_loop(
+    mut sink: SplitSink<WebSocket, Message>,
+    mut queue: mpsc::Receiver<Message>,
+    mut closing: oneshot::Receiver<CloseFrame>,
+) {
+    let mut batch = Vec::with_capacity(WRITE_BATCH);
+    let frame = loop {
+        let received = tokio::select! {
+            biased;
+            frame = &mut closing => break frame.ok(),
+            n = queue.recv_many(&mut batch, WRITE_BATCH) => n,
+        };
+        if received == 0 {
+            return;
+        }
+        let write = async {
+            for msg in batch.drain(..) {
+                sink.feed(msg).await?;
+            }
+            sink.flush().await
+        };
+        // A socket the client does not read blocks the write: a close still wins.
+        let written = tokio::select! {
+            biased;
+            frame = &mut closing => Err(frame.ok()),
+            written = write => Ok(written),
+        };
+        match written {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => return,
+            Err(frame) => break frame,
+        }
+    };
+    if let Some(frame) = frame {
+        let _ = tokio::time::timeout(CLOSE_WAIT, sink.send(Message::Close(Some(frame)))).await;
     }
 }
 

@@ -69,6 +69,8 @@ pub struct Connection {
     access: Option<Access>,
     /// The operations running.
     pub(super) operations: Operations,
+    /// Set when a reply could not be queued before the client counted as dead.
+    stalled: std::sync::atomic::AtomicBool,
 }
 
 impl Connection {
@@ -92,12 +94,35 @@ impl Connection {
             auth,
             header_credential,
             access: None,
+            stalled: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
+    /// Queues a reply. When the queue is full the client is not reading: the reply
+    /// waits at most until the client counts as dead or its credential expires, so the
+    /// connection's timers still fire; then the connection is marked stalled and dropped.
     pub(super) async fn send(&self, msg: Value) {
-        // A send fails only when the writer is gone, and then the connection is over.
-        let _ = self.out.send(text(msg)).await;
+        use tokio::sync::mpsc::error::TrySendError;
+        match self.out.try_send(text(msg)) {
+            // Closed: the writer is gone, and then the connection is over anyway.
+            Ok(()) | Err(TrySendError::Closed(_)) => {}
+            Err(TrySendError::Full(msg)) => {
+                let dead = tokio::time::Instant::now() + self.limits.dead_timeout;
+                let deadline = self.expires_at().map_or(dead, |exp| exp.min(dead));
+                if tokio::time::timeout_at(deadline, self.out.send(msg))
+                    .await
+                    .is_err()
+                {
+                    self.stalled
+                        .store(true, std::sync::atomic::Ordering::Relaxed);
+                }
+            }
+        }
+    }
+
+    /// Whether a reply could not be queued in time (the client does not read).
+    pub(super) fn stalled(&self) -> bool {
+        self.stalled.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Authenticates `connection_init`: the credential in its payload's

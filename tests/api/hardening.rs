@@ -1,0 +1,66 @@
+//! Defects an attack on the running server found: what a client that stops reading,
+//! or whose token expires, can no longer hold on to.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use super::helpers::{ARRIVE, TestApp, WsClient};
+
+/// Settings under which a few records fill a socket the client does not read.
+pub fn small_queues(c: &mut recordsync::Config) {
+    c.ws_send_queue = 2;
+    c.max_data_bytes = 5 * 1024 * 1024;
+    c.max_body_bytes = 6 * 1024 * 1024;
+}
+
+/// Subscribes on `ws`, then writes enough large records that the socket and the
+/// connection's queue fill up while `ws` reads nothing, sending a `ping` after each
+/// write: once the queue is full, the server must answer one while it cannot queue.
+/// The writes carry `authorization` when given.
+pub async fn stop_reading_and_ping(app: &TestApp, ws: &mut WsClient, authorization: Option<&str>) {
+    ws.subscribe_changes("s", "").await;
+    app.wait_for_receivers(1).await;
+    // Loopback sockets buffer up to 32 MiB on the receiving side: send far more.
+    let big = "x".repeat(4 * 1024 * 1024);
+    for _ in 0..20 {
+        let mut req = app
+            .http
+            .post(app.api("/records"))
+            .json(&json!({"collection": "big", "data": {"text": big}}));
+        if let Some(value) = authorization {
+            req = req.header("authorization", value);
+        }
+        assert_eq!(req.send().await.unwrap().status(), 201);
+        // Once the server has dropped the connection, this fails: that is fine.
+        ws.try_send(json!({"type": "ping"})).await;
+    }
+}
+
+/// Waits until the server holds no subscription any more; false if it still does after
+/// `within`.
+pub async fn subscriptions_end_within(app: &TestApp, within: Duration) -> bool {
+    let deadline = tokio::time::Instant::now() + within;
+    while app.service.broker().receivers() > 0 {
+        if tokio::time::Instant::now() > deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    true
+}
+
+#[tokio::test]
+async fn a_socket_that_stops_reading_is_dropped_when_it_counts_as_dead() {
+    let app = super::helpers::spawn_app_with(|c| {
+        small_queues(c);
+        c.ws_dead_timeout = Duration::from_secs(3);
+    })
+    .await;
+    let mut ws = WsClient::connect(&app).await;
+    stop_reading_and_ping(&app, &mut ws, None).await;
+    assert!(
+        subscriptions_end_within(&app, ARRIVE).await,
+        "the server still serves a client that reads nothing"
+    );
+}
