@@ -230,12 +230,14 @@ async fn respond(
     headers: &HeaderMap,
     request: async_graphql::Request,
 ) -> Response {
-    let request = match state.auth.authenticate(authorization(headers)) {
-        Ok(access) => request.data(access),
+    let access = match state.auth.authenticate(authorization(headers)) {
+        Ok(access) => access,
         Err(err) => return err.into_graphql_response(),
     };
+    let expires_at = access.expires_at;
+    let request = request.data(access);
     let media = match negotiate(headers, JSON, &[GRAPHQL_RESPONSE, JSON, EVENT_STREAM]) {
-        Some(EVENT_STREAM) => return sse::serve(state, request),
+        Some(EVENT_STREAM) => return sse::serve(state, request, expires_at),
         Some(media) => media,
         None => {
             return Error::NotAcceptable(format!(

@@ -15,8 +15,14 @@ use futures_util::StreamExt;
 use super::{GraphqlState, response::response_json};
 use crate::http::sse::Event;
 
-/// Streams the results of `request`.
-pub fn serve(state: &GraphqlState, request: async_graphql::Request) -> Response {
+/// Streams the results of `request`, made by a caller whose credential expires at
+/// `expires_at`: then a `next` with an `UNAUTHENTICATED` error and `complete` end the
+/// stream.
+pub fn serve(
+    state: &GraphqlState,
+    request: async_graphql::Request,
+    expires_at: Option<chrono::DateTime<chrono::Utc>>,
+) -> Response {
     let slot = match state.streams.admit() {
         Ok(slot) => slot,
         Err(err) => return err.into_graphql_response(),
@@ -26,11 +32,22 @@ pub fn serve(state: &GraphqlState, request: async_graphql::Request) -> Response 
         id: None,
         data: response_json(response).1.to_string(),
     });
-    let complete = futures_util::stream::once(async {
-        Event {
-            name: Some("complete"),
-            ..Default::default()
-        }
+    let complete = || Event {
+        name: Some("complete"),
+        ..Default::default()
+    };
+    let expired = serde_json::json!({"errors": [{
+        "message": "the token expired",
+        "extensions": {"code": "UNAUTHENTICATED"},
+    }]});
+    let expiry = expires_at.map(|at| {
+        let next = Event {
+            name: Some("next"),
+            id: None,
+            data: expired.to_string(),
+        };
+        (at, vec![next, complete()])
     });
-    state.streams.respond(slot, results.chain(complete))
+    let complete = futures_util::stream::once(async move { complete() });
+    state.streams.respond(slot, results.chain(complete), expiry)
 }

@@ -8,13 +8,14 @@
 //! counted against `--sse-max-streams`, carry a comment line every `--keep-alive`, and
 //! end at server shutdown.
 
-use std::{pin::Pin, sync::Arc, time::Duration};
+use std::{collections::VecDeque, pin::Pin, sync::Arc, time::Duration};
 
 use axum::{
     body::{Body, Bytes},
     http::{HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
+use chrono::{DateTime, Utc};
 use futures_util::{Stream, StreamExt};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
@@ -104,19 +105,35 @@ impl Streams {
             })
     }
 
-    /// The `200 text/event-stream` response streaming `events`.
+    /// The `200 text/event-stream` response streaming `events`. When the caller's
+    /// credential expires (`expiry`: when, and the events that say so), the stream sends
+    /// those events and ends, as a WebSocket closes with 4403.
     pub fn respond(
         &self,
         slot: Slot,
         events: impl Stream<Item = Event> + Send + 'static,
+        expiry: Option<(DateTime<Utc>, Vec<Event>)>,
     ) -> Response {
         let mut keep_alive = tokio::time::interval(self.keep_alive);
         keep_alive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let (expires, expired) = match expiry {
+            Some((at, events)) => {
+                let left = (at - Utc::now()).to_std().unwrap_or_default();
+                (
+                    Some(Box::pin(tokio::time::sleep(left))),
+                    VecDeque::from(events),
+                )
+            }
+            None => (None, VecDeque::new()),
+        };
         let state = EventBody {
             events: Box::pin(events),
             keep_alive,
             shutdown: self.shutdown.clone(),
             opened: false,
+            expires,
+            expired,
+            ending: false,
             _slot: slot,
         };
         let body = futures_util::stream::unfold(state, |mut s| async move {
@@ -142,6 +159,12 @@ struct EventBody {
     keep_alive: tokio::time::Interval,
     shutdown: CancellationToken,
     opened: bool,
+    /// Fires when the caller's credential expires.
+    expires: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// What is sent then, before the stream ends.
+    expired: VecDeque<Event>,
+    /// The credential expired: only `expired` is left to send.
+    ending: bool,
     _slot: Slot,
 }
 
@@ -154,11 +177,26 @@ impl EventBody {
             self.keep_alive.reset();
             return Some(Bytes::from_static(b":\n\n"));
         }
+        if self.ending {
+            return self.expired.pop_front().map(|e| e.encode());
+        }
         tokio::select! {
             _ = self.shutdown.cancelled() => None,
+            _ = until(self.expires.as_mut()) => {
+                self.ending = true;
+                self.expired.pop_front().map(|e| e.encode())
+            }
             event = self.events.next() => event.map(|e| e.encode()),
             _ = self.keep_alive.tick() => Some(Bytes::from_static(b":\n\n")),
         }
+    }
+}
+
+/// Resolves when `sleep` does; never without one.
+async fn until(sleep: Option<&mut Pin<Box<tokio::time::Sleep>>>) {
+    match sleep {
+        Some(sleep) => sleep.await,
+        None => std::future::pending().await,
     }
 }
 

@@ -19,7 +19,11 @@ use serde_json::json;
 
 use super::{RestState, parse_limit, query_params};
 use crate::{
-    auth::Access, cursor, error::Result, http::sse::Event, model::RecordChange,
+    auth::Access,
+    cursor,
+    error::{Error, Result},
+    http::sse::Event,
+    model::RecordChange,
     service::ChangesQuery,
 };
 
@@ -108,5 +112,14 @@ pub async fn stream(
             )),
         }
     });
-    Ok(state.streams.respond(slot, events))
+    let expiry = access.expires_at.map(|at| {
+        let expired = Error::Unauthenticated("the token expired".into());
+        let event = Event {
+            name: Some("error"),
+            id: None,
+            data: expired.to_json().to_string(),
+        };
+        (at, vec![event])
+    });
+    Ok(state.streams.respond(slot, events, expiry))
 }

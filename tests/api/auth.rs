@@ -424,3 +424,47 @@ async fn a_socket_that_stops_reading_is_still_closed_when_its_token_expires() {
         "the subscription outlived its token"
     );
 }
+
+#[tokio::test]
+async fn event_streams_end_with_an_error_event_when_their_token_expires() {
+    use super::helpers::SseStream;
+    let app = secured().await;
+    let short = token("read", None, 2);
+    let writer = token("read write", None, 60);
+    let rest = app
+        .http
+        .get(app.api("/changes/stream"))
+        .header("authorization", bearer(&short))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rest.status(), 200);
+    let mut rest = SseStream::new(rest);
+    let graphql = app
+        .http
+        .post(app.url())
+        .header("accept", "text/event-stream")
+        .header("authorization", bearer(&short))
+        .json(&json!({"query": "subscription { recordChanged { cursor } }"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(graphql.status(), 200);
+    let mut graphql = SseStream::new(graphql);
+    app.wait_for_receivers(2).await;
+    create_as(&app, &writer, "todos", json!({"before": "exp"})).await;
+    assert!(rest.next().await.unwrap().json()["cursor"].is_string());
+    assert!(graphql.next_result().await["data"]["recordChanged"]["cursor"].is_string());
+
+    // At `exp` both streams say so and end; nothing written after it arrives.
+    let error = rest.next().await.expect("an error event");
+    assert_eq!(error.name, "error");
+    assert_eq!(error.json()["code"], "UNAUTHENTICATED", "{}", error.data);
+    assert!(rest.next().await.is_none(), "the REST stream goes on after exp");
+    let result = graphql.next_result().await;
+    assert_eq!(error_code(&result), "UNAUTHENTICATED", "{result}");
+    let complete = graphql.next().await.expect("complete");
+    assert_eq!(complete.name, "complete");
+    assert!(graphql.next().await.is_none(), "the GraphQL stream goes on after exp");
+    create_as(&app, &writer, "todos", json!({"after": "exp"})).await;
+}
