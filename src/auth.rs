@@ -28,6 +28,8 @@ pub struct Access {
     pub collections: Option<HashSet<String>>,
     /// When the credential stops being valid (`None`: never, auth is off).
     pub expires_at: Option<DateTime<Utc>>,
+    /// Who the credential names (the token's `sub`), if it names anyone.
+    pub subject: Option<String>,
 }
 
 impl Access {
@@ -38,7 +40,17 @@ impl Access {
             write: true,
             collections: None,
             expires_at: None,
+            subject: None,
         }
+    }
+
+    /// Whether `other` names the same caller with the same rights (whenever each
+    /// expires).
+    pub fn same_rights(&self, other: &Access) -> bool {
+        self.read == other.read
+            && self.write == other.write
+            && self.collections == other.collections
+            && self.subject == other.subject
     }
 
     /// Whether `collection` is within the token's collections.
@@ -92,6 +104,8 @@ impl Access {
 #[derive(Debug, Deserialize)]
 struct Claims {
     exp: i64,
+    #[serde(default)]
+    sub: Option<String>,
     #[serde(default)]
     scope: Option<Scope>,
     #[serde(default)]
@@ -216,6 +230,7 @@ impl Authenticator {
             write: scopes.iter().any(|s| s == "write"),
             collections: claims.collections.map(|c| c.into_iter().collect()),
             expires_at: DateTime::from_timestamp(claims.exp, 0),
+            subject: claims.sub,
         })
     }
 }

@@ -460,11 +460,58 @@ async fn event_streams_end_with_an_error_event_when_their_token_expires() {
     let error = rest.next().await.expect("an error event");
     assert_eq!(error.name, "error");
     assert_eq!(error.json()["code"], "UNAUTHENTICATED", "{}", error.data);
-    assert!(rest.next().await.is_none(), "the REST stream goes on after exp");
+    assert!(
+        rest.next().await.is_none(),
+        "the REST stream goes on after exp"
+    );
     let result = graphql.next_result().await;
     assert_eq!(error_code(&result), "UNAUTHENTICATED", "{result}");
     let complete = graphql.next().await.expect("complete");
     assert_eq!(complete.name, "complete");
-    assert!(graphql.next().await.is_none(), "the GraphQL stream goes on after exp");
+    assert!(
+        graphql.next().await.is_none(),
+        "the GraphQL stream goes on after exp"
+    );
     create_as(&app, &writer, "todos", json!({"after": "exp"})).await;
+}
+
+#[tokio::test]
+async fn a_legacy_reinit_renews_the_same_rights_and_cannot_change_them_under_running_operations() {
+    let app = secured().await;
+    let writer = token("read write", None, 60);
+    let legacy = |credential: String| {
+        let app = &app;
+        async move {
+            let mut ws = WsClient::connect_raw(app, Some("graphql-ws")).await;
+            ws.send(json!({"type": "connection_init", "payload": {"Authorization": bearer(&credential)}}))
+                .await;
+            assert_eq!(ws.recv_skipping_ka().await["type"], "connection_ack");
+            ws.send(json!({"type": "start", "id": "1", "payload": {"query": "subscription { recordChanged { record { collection data } } }"}}))
+                .await;
+            ws
+        }
+    };
+    // The same rights with a later `exp`: acknowledged, and the subscription goes on.
+    let mut renewed = legacy(token("read", None, 2)).await;
+    app.wait_for_receivers(1).await;
+    renewed
+        .send(json!({"type": "connection_init", "payload": {"Authorization": bearer(&token("read", None, 60))}}))
+        .await;
+    assert_eq!(renewed.recv_skipping_ka().await["type"], "connection_ack");
+    // Narrower rights while the subscription runs: the connection is closed.
+    let mut narrowed = legacy(token("read", None, 60)).await;
+    app.wait_for_receivers(2).await;
+    narrowed
+        .send(json!({"type": "connection_init", "payload": {"Authorization": bearer(&token("read", Some(&["a"]), 60))}}))
+        .await;
+    assert_eq!(narrowed.expect_close_after_messages().await.0, 4403);
+    // Past the first token's `exp`, the renewed connection still serves.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    create_as(&app, &writer, "b", json!({"n": 1})).await;
+    let msg = renewed.recv_skipping_ka().await;
+    assert_eq!(msg["type"], "data", "{msg}");
+    assert_eq!(
+        msg["payload"]["data"]["recordChanged"]["record"]["collection"],
+        "b"
+    );
 }

@@ -68,8 +68,10 @@ pub(super) async fn handle(conn: &mut Connection, raw: &[u8]) -> Result<(), Clos
     };
     match msg {
         ClientMessage::ConnectionInit { payload } => {
-            // The reference server acknowledges a repeated `connection_init` again (with
-            // a fresh token, that renews the connection's access).
+            // The reference server acknowledges a repeated `connection_init` again: with
+            // a fresh token for the same rights, that renews the connection's access. New
+            // rights while operations run close the connection (4403) instead: each
+            // operation keeps the rights it was started with.
             conn.init_received = true;
             conn.authenticate(payload.as_ref())?;
             conn.acknowledged = true;

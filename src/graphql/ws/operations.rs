@@ -48,6 +48,12 @@ impl Operations {
         self.running.retain(|_, (_, handle)| !handle.is_finished());
     }
 
+    /// Whether no operation is running.
+    pub fn is_idle(&mut self) -> bool {
+        self.forget_finished();
+        self.running.is_empty()
+    }
+
     /// Whether another operation may start.
     pub fn has_room(&mut self) -> bool {
         self.forget_finished();

@@ -134,13 +134,23 @@ impl Connection {
             .and_then(Value::as_str)
             .map(str::to_owned);
         let credential = from_payload.or_else(|| self.header_credential.clone());
-        match self.auth.authenticate(credential.as_deref()) {
-            Ok(access) => {
-                self.access = Some(access);
-                Ok(())
-            }
-            Err(err) => Err(Close::new(4403, format!("Forbidden: {err}"))),
+        let access = self
+            .auth
+            .authenticate(credential.as_deref())
+            .map_err(|err| Close::new(4403, format!("Forbidden: {err}")))?;
+        // Operations run with the access they started with: a new credential may renew
+        // the same rights (a later `exp`), never change them under running operations.
+        if let Some(current) = &self.access
+            && !self.operations.is_idle()
+            && !current.same_rights(&access)
+        {
+            return Err(Close::new(
+                4403,
+                "Forbidden: a connection's access cannot change while operations run",
+            ));
         }
+        self.access = Some(access);
+        Ok(())
     }
 
     /// When the connection's credential expires, if it does.
