@@ -76,7 +76,12 @@ impl App {
         let service = Service::new(Store::new(db, broker, limits));
         let shutdown = CancellationToken::new();
         let tasks = TaskTracker::new();
-        let streams = Streams::new(config.sse_max_streams, config.keep_alive, shutdown.clone());
+        let streams = Streams::new(
+            config.sse_max_streams,
+            config.sse_max_streams_per_caller,
+            config.keep_alive,
+            shutdown.clone(),
+        );
         let auth = authenticator(&config)?;
         cors::check(&config.cors_origins, config.cors_allow_credentials)
             .map_err(anyhow::Error::msg)?;

@@ -344,6 +344,17 @@ pub struct Config {
     )]
     pub sse_max_streams: usize,
 
+    /// Server-sent event streams one caller may have open at once: the token's subject
+    /// (`sub`) when it has one, else the client address (behind a proxy, the proxy's);
+    /// more are refused with 429 `TOO_MANY_SUBSCRIPTIONS`.
+    #[arg(
+        long,
+        env = "RECORDSYNC_SSE_MAX_STREAMS_PER_CALLER",
+        default_value_t = 100,
+        global = true
+    )]
+    pub sse_max_streams_per_caller: usize,
+
     /// Origins whose pages may call the HTTP API from a browser (CORS): a comma-separated
     /// list such as `http://localhost:3000,https://app.example.com`, or `*` for any.
     /// Empty (the default): only pages served from this server's own origin. WebSockets
@@ -413,6 +424,10 @@ impl Config {
                 self.ws_max_messages_per_second as usize,
             ),
             ("--sse-max-streams", self.sse_max_streams),
+            (
+                "--sse-max-streams-per-caller",
+                self.sse_max_streams_per_caller,
+            ),
         ];
         for (option, value) in positive_counts {
             if value == 0 {

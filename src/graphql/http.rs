@@ -23,7 +23,7 @@ use async_graphql::http::GraphiQLSource;
 use axum::{
     body::Body,
     extract::{FromRequestParts, Request, State, ws::WebSocketUpgrade},
-    http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts},
+    http::{HeaderValue, StatusCode, header, request::Parts},
     response::{Html, IntoResponse, Response},
 };
 use serde_json::{Map, Value};
@@ -48,7 +48,7 @@ pub const JSON: &str = "application/json";
 pub async fn post(State(state): State<GraphqlState>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
     match read_post(&state, &parts, body).await {
-        Ok(request) => respond(&state, &parts.headers, request).await,
+        Ok(request) => respond(&state, &parts, request).await,
         Err(err) => err.into_graphql_response(),
     }
 }
@@ -174,7 +174,7 @@ pub async fn get(State(state): State<GraphqlState>, req: Request) -> Response {
     if let Some(name) = request.operation_name.clone() {
         request = request.data(super::limits::OperationName(name));
     }
-    respond(&state, &parts.headers, request).await
+    respond(&state, &parts, request).await
 }
 
 /// Any other method on `/graphql`.
@@ -225,19 +225,17 @@ fn parse_get(uri: &axum::http::Uri) -> Result<async_graphql::Request> {
 
 /// Runs a well-formed request and answers in the media type the client prefers: an
 /// event stream, or one JSON response.
-async fn respond(
-    state: &GraphqlState,
-    headers: &HeaderMap,
-    request: async_graphql::Request,
-) -> Response {
+async fn respond(state: &GraphqlState, parts: &Parts, request: async_graphql::Request) -> Response {
+    let headers = &parts.headers;
     let access = match state.auth.authenticate(authorization(headers)) {
         Ok(access) => access,
         Err(err) => return err.into_graphql_response(),
     };
     let expires_at = access.expires_at;
+    let caller = crate::http::caller(&access, parts);
     let request = request.data(access);
     let media = match negotiate(headers, JSON, &[GRAPHQL_RESPONSE, JSON, EVENT_STREAM]) {
-        Some(EVENT_STREAM) => return sse::serve(state, request, expires_at),
+        Some(EVENT_STREAM) => return sse::serve(state, request, caller, expires_at),
         Some(media) => media,
         None => {
             return Error::NotAcceptable(format!(

@@ -15,15 +15,17 @@ use futures_util::StreamExt;
 use super::{GraphqlState, response::response_json};
 use crate::http::sse::Event;
 
-/// Streams the results of `request`, made by a caller whose credential expires at
+/// Streams the results of `request`, made by `caller` (counted against the streams
+/// each caller may have), whose credential expires at
 /// `expires_at`: then a `next` with an `UNAUTHENTICATED` error and `complete` end the
 /// stream.
 pub fn serve(
     state: &GraphqlState,
     request: async_graphql::Request,
+    caller: String,
     expires_at: Option<chrono::DateTime<chrono::Utc>>,
 ) -> Response {
-    let slot = match state.streams.admit() {
+    let slot = match state.streams.admit(caller) {
         Ok(slot) => slot,
         Err(err) => return err.into_graphql_response(),
     };

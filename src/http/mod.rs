@@ -28,6 +28,21 @@ pub fn authorization(headers: &HeaderMap) -> Option<&str> {
         .and_then(|v| v.to_str().ok())
 }
 
+/// Who a request comes from, for limits per caller: the token's subject when it names
+/// one, else the client address (behind a proxy, the proxy's).
+pub fn caller(access: &Access, parts: &Parts) -> String {
+    match &access.subject {
+        Some(subject) => format!("sub:{subject}"),
+        None => {
+            let address = parts
+                .extensions
+                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                .map_or(std::net::IpAddr::from([0, 0, 0, 0]), |c| c.0.ip());
+            format!("addr:{address}")
+        }
+    }
+}
+
 /// The caller's access, from its `Authorization` header: `UNAUTHENTICATED` (401)
 /// without a valid credential when authentication is on.
 impl<S> FromRequestParts<S> for Access

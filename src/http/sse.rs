@@ -8,7 +8,12 @@
 //! counted against `--sse-max-streams`, carry a comment line every `--keep-alive`, and
 //! end at server shutdown.
 
-use std::{collections::VecDeque, pin::Pin, sync::Arc, time::Duration};
+use std::{
+    collections::{HashMap, VecDeque},
+    pin::Pin,
+    sync::Arc,
+    time::Duration,
+};
 
 use axum::{
     body::{Body, Bytes},
@@ -68,6 +73,10 @@ pub struct Streams {
     slots: Arc<Semaphore>,
     /// The limit, for the error message.
     max: usize,
+    /// Streams served per caller (token subject, else client address).
+    per_caller: Arc<std::sync::Mutex<HashMap<String, usize>>>,
+    /// The most one caller may have open.
+    max_per_caller: usize,
     /// Comment-line interval.
     keep_alive: Duration,
     /// Streams end when this is cancelled.
@@ -78,31 +87,69 @@ pub struct Streams {
 pub struct Slot {
     /// Returned to the semaphore when the stream ends.
     _permit: OwnedSemaphorePermit,
+    /// The caller's count, decremented when the stream ends.
+    per_caller: Arc<std::sync::Mutex<HashMap<String, usize>>>,
+    /// Whose stream this is.
+    caller: String,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut open = self.per_caller.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = open.get_mut(&self.caller) {
+            *n -= 1;
+            if *n == 0 {
+                open.remove(&self.caller);
+            }
+        }
+    }
 }
 
 impl Streams {
-    /// At most `max` streams at once, with a comment every `keep_alive`, ending on
-    /// `shutdown`.
-    pub fn new(max: usize, keep_alive: Duration, shutdown: CancellationToken) -> Self {
+    /// At most `max` streams at once and `max_per_caller` for one caller, with a
+    /// comment every `keep_alive`, ending on `shutdown`.
+    pub fn new(
+        max: usize,
+        max_per_caller: usize,
+        keep_alive: Duration,
+        shutdown: CancellationToken,
+    ) -> Self {
         Self {
             slots: Arc::new(Semaphore::new(max)),
             max,
+            per_caller: Arc::default(),
+            max_per_caller,
             keep_alive: keep_alive.max(Duration::from_millis(10)),
             shutdown,
         }
     }
 
-    /// A place for one more stream, or `TOO_MANY_SUBSCRIPTIONS`.
-    pub fn admit(&self) -> Result<Slot> {
-        Arc::clone(&self.slots)
-            .try_acquire_owned()
-            .map(|permit| Slot { _permit: permit })
-            .map_err(|_| {
-                Error::TooManySubscriptions(format!(
-                    "the server serves at most {} event streams at once",
-                    self.max
-                ))
-            })
+    /// A place for one more stream of `caller` (see [`super::caller`]), or
+    /// `TOO_MANY_SUBSCRIPTIONS`.
+    pub fn admit(&self, caller: String) -> Result<Slot> {
+        let mut open = self.per_caller.lock().unwrap_or_else(|e| e.into_inner());
+        let count = open.entry(caller.clone()).or_default();
+        if *count >= self.max_per_caller {
+            if *count == 0 {
+                open.remove(&caller);
+            }
+            return Err(Error::TooManySubscriptions(format!(
+                "one caller may have at most {} event streams open",
+                self.max_per_caller
+            )));
+        }
+        let permit = Arc::clone(&self.slots).try_acquire_owned().map_err(|_| {
+            Error::TooManySubscriptions(format!(
+                "the server serves at most {} event streams at once",
+                self.max
+            ))
+        })?;
+        *count += 1;
+        Ok(Slot {
+            _permit: permit,
+            per_caller: Arc::clone(&self.per_caller),
+            caller,
+        })
     }
 
     /// The `200 text/event-stream` response streaming `events`. When the caller's

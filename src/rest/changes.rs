@@ -22,7 +22,7 @@ use crate::{
     auth::Access,
     cursor,
     error::{Error, Result},
-    http::sse::Event,
+    http::{caller, sse::Event},
     model::RecordChange,
     service::ChangesQuery,
 };
@@ -85,7 +85,8 @@ pub async fn stream(
         ..Default::default()
     };
     let changes = state.service.subscribe(&access, query).await?;
-    let slot = state.streams.admit()?;
+    let (parts, _body) = req.into_parts();
+    let slot = state.streams.admit(caller(&access, &parts))?;
     let changes = Box::pin(changes);
     let events = futures_util::stream::unfold(Some(changes), |changes| async move {
         let mut changes = changes?;

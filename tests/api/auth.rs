@@ -515,3 +515,65 @@ async fn a_legacy_reinit_renews_the_same_rights_and_cannot_change_them_under_run
         "b"
     );
 }
+
+#[tokio::test]
+async fn event_streams_are_bounded_per_caller_so_one_token_cannot_take_every_slot() {
+    let app = spawn_app_with(|c| {
+        c.jwt_secret = Some(SECRET.to_owned());
+        c.jwt_audience = Some("recordsync".to_owned());
+        c.sse_max_streams_per_caller = 2;
+    })
+    .await;
+    let signed = |sub: &str| {
+        let claims = json!({"exp": chrono::Utc::now().timestamp() + 60, "aud": "recordsync",
+                            "scope": "read", "sub": sub, "collections": ["nothing-here"]});
+        bearer(
+            &encode(
+                &Header::default(),
+                &claims,
+                &EncodingKey::from_secret(SECRET.as_bytes()),
+            )
+            .unwrap(),
+        )
+    };
+    let open = |credential: String, graphql: bool| {
+        let app = &app;
+        async move {
+            let req = if graphql {
+                app.http
+                    .post(app.url())
+                    .header("accept", "text/event-stream")
+                    .json(&json!({"query": "subscription { recordChanged(collection: \"nothing-here\") { cursor } }"}))
+            } else {
+                app.http.get(app.api("/changes/stream"))
+            };
+            req.header("authorization", credential)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let alice = signed("alice");
+    let first = open(alice.clone(), false).await;
+    let second = open(alice.clone(), true).await;
+    assert_eq!((first.status().as_u16(), second.status().as_u16()), (200, 200));
+    for graphql in [false, true] {
+        let third = open(alice.clone(), graphql).await;
+        assert_eq!(third.status(), 429, "graphql: {graphql}");
+    }
+    // Another caller is not affected, and a closed stream frees its place.
+    assert_eq!(open(signed("bob"), false).await.status(), 200);
+    drop(first);
+    let deadline = tokio::time::Instant::now() + super::helpers::ARRIVE;
+    loop {
+        let again = open(alice.clone(), false).await;
+        if again.status() == 200 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the place was never freed"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
