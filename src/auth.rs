@@ -108,8 +108,17 @@ struct Claims {
     sub: Option<String>,
     #[serde(default)]
     scope: Option<Scope>,
-    #[serde(default)]
-    collections: Option<Vec<String>>,
+    /// Absent: every collection. Present, it must be a list of names: `null` is refused
+    /// rather than read as "unrestricted".
+    #[serde(default, deserialize_with = "present")]
+    collections: Option<serde_json::Value>,
+}
+
+/// A claim that is present, `null` included (absent ones are `None` by default).
+fn present<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<Option<serde_json::Value>, D::Error> {
+    serde_json::Value::deserialize(d).map(Some)
 }
 
 /// `scope` as a space-separated string or a list.
@@ -218,8 +227,42 @@ impl Authenticator {
             .filter(|t| !t.is_empty())
             .ok_or_else(|| Error::Unauthenticated("a bearer token is required".into()))?;
         let claims = jsonwebtoken::decode::<Claims>(token, key, validation)
-            .map_err(|e| Error::Unauthenticated(format!("invalid token: {e}")))?
+            .map_err(|e| {
+                use jsonwebtoken::errors::ErrorKind;
+                // The decoder's own words stay in the log: they describe its internals.
+                tracing::debug!(error = %e, "token refused");
+                Error::Unauthenticated(
+                    match e.kind() {
+                        ErrorKind::ExpiredSignature => "the token has expired",
+                        ErrorKind::ImmatureSignature => "the token is not valid yet",
+                        ErrorKind::InvalidAudience => "the token is for another audience",
+                        ErrorKind::InvalidIssuer => "the token is from another issuer",
+                        _ => "invalid token",
+                    }
+                    .into(),
+                )
+            })?
             .claims;
+        let collections = match claims.collections {
+            None => None,
+            Some(serde_json::Value::Array(names)) => Some(
+                names
+                    .into_iter()
+                    .map(|n| match n {
+                        serde_json::Value::String(name) => Ok(name),
+                        _ => Err(()),
+                    })
+                    .collect::<std::result::Result<HashSet<String>, ()>>()
+                    .map_err(|()| {
+                        Error::Unauthenticated("`collections` must list collection names".into())
+                    })?,
+            ),
+            Some(_) => {
+                return Err(Error::Unauthenticated(
+                    "`collections` must be a list of collection names; leave it out for all".into(),
+                ));
+            }
+        };
         let scopes: Vec<String> = match claims.scope {
             Some(Scope::Text(s)) => s.split_whitespace().map(str::to_owned).collect(),
             Some(Scope::List(l)) => l,
@@ -228,7 +271,7 @@ impl Authenticator {
         Ok(Access {
             read: scopes.iter().any(|s| s == "read"),
             write: scopes.iter().any(|s| s == "write"),
-            collections: claims.collections.map(|c| c.into_iter().collect()),
+            collections,
             expires_at: DateTime::from_timestamp(claims.exp, 0),
             subject: claims.sub,
         })
@@ -305,6 +348,18 @@ mod tests {
             )),
             Some(format!(
                 "Bearer {}",
+                token(
+                    json!({"exp": exp(60), "iss": "issuer", "aud": "recordsync", "scope": "read", "collections": null})
+                )
+            )),
+            Some(format!(
+                "Bearer {}",
+                token(
+                    json!({"exp": exp(60), "iss": "issuer", "aud": "recordsync", "scope": "read", "collections": [1]})
+                )
+            )),
+            Some(format!(
+                "Bearer {}",
                 encode(
                     &Header::new(Algorithm::HS256),
                     &json!({"exp": exp(60)}),
@@ -316,6 +371,14 @@ mod tests {
         for header in cases {
             let err = auth().authenticate(header.as_deref()).unwrap_err();
             assert_eq!(err.code(), "UNAUTHENTICATED", "{header:?}");
+            // Messages name what is wrong in the token, never the decoder's internals.
+            let message = err.to_string();
+            assert!(
+                !message.contains("Error")
+                    && !message.contains("Json")
+                    && !message.contains("Base64"),
+                "{header:?}: {message}"
+            );
         }
     }
 

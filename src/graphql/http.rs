@@ -245,6 +245,15 @@ async fn respond(state: &GraphqlState, parts: &Parts, request: async_graphql::Re
         }
     };
     let (refused, body) = response_json(state.schema.execute(request).await);
+    if refused && body["errors"][0]["extensions"]["code"] == "METHOD_NOT_ALLOWED" {
+        // A persisted document turned out to be a mutation sent with GET: the same 405
+        // as a mutation sent in full.
+        return Error::MethodNotAllowed {
+            message: "mutations must be sent with POST".into(),
+            allow: "POST",
+        }
+        .into_graphql_response();
+    }
     let status = if refused && media == GRAPHQL_RESPONSE {
         StatusCode::BAD_REQUEST
     } else {

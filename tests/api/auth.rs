@@ -556,7 +556,10 @@ async fn event_streams_are_bounded_per_caller_so_one_token_cannot_take_every_slo
     let alice = signed("alice");
     let first = open(alice.clone(), false).await;
     let second = open(alice.clone(), true).await;
-    assert_eq!((first.status().as_u16(), second.status().as_u16()), (200, 200));
+    assert_eq!(
+        (first.status().as_u16(), second.status().as_u16()),
+        (200, 200)
+    );
     for graphql in [false, true] {
         let third = open(alice.clone(), graphql).await;
         assert_eq!(third.status(), 429, "graphql: {graphql}");
@@ -575,5 +578,41 @@ async fn event_streams_are_bounded_per_caller_so_one_token_cannot_take_every_slo
             "the place was never freed"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_token_that_may_not_write_learns_nothing_about_which_ids_exist() {
+    let app = secured().await;
+    let writer = token("read write", None, 60);
+    let reader = token("read", Some(&["mine"]), 60);
+    let theirs = create_as(&app, &writer, "theirs", json!({})).await;
+    let existing = theirs["id"].as_str().unwrap().to_owned();
+    let missing = uuid::Uuid::new_v4().to_string();
+    for if_match in [None, Some("\"1\""), Some("\"1\", \"2\"")] {
+        let mut statuses = Vec::new();
+        for id in [&existing, &missing] {
+            for method in [
+                reqwest::Method::PUT,
+                reqwest::Method::PATCH,
+                reqwest::Method::DELETE,
+            ] {
+                let mut req = app
+                    .http
+                    .request(method.clone(), app.api(&format!("/records/{id}")))
+                    .header("authorization", bearer(&reader));
+                if method != reqwest::Method::DELETE {
+                    req = req.json(&json!({"data": {}}));
+                }
+                if let Some(tag) = if_match {
+                    req = req.header("if-match", tag);
+                }
+                statuses.push((method, req.send().await.unwrap().status().as_u16()));
+            }
+        }
+        assert!(
+            statuses.iter().all(|(_, s)| *s == 403),
+            "If-Match {if_match:?}: {statuses:?}"
+        );
     }
 }

@@ -64,3 +64,30 @@ async fn a_socket_that_stops_reading_is_dropped_when_it_counts_as_dead() {
         "the server still serves a client that reads nothing"
     );
 }
+
+#[tokio::test]
+async fn a_persisted_mutation_sent_with_get_is_405_like_one_sent_in_full() {
+    use sha2::{Digest, Sha256};
+    let app = super::helpers::spawn_app().await;
+    let mutation = "mutation { createRecord(input: {collection: \"apq\", data: {}}) { id } }";
+    let hash = format!("{:x}", Sha256::digest(mutation.as_bytes()));
+    let ext = json!({"persistedQuery": {"version": 1, "sha256Hash": hash}});
+    app.post_json(json!({"query": mutation, "extensions": ext}))
+        .await;
+    let resp = app
+        .http
+        .get(app.url())
+        .query(&[("extensions", ext.to_string())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 405);
+    assert_eq!(resp.headers()["allow"], "POST");
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(
+        super::helpers::error_code(&body),
+        "METHOD_NOT_ALLOWED",
+        "{body}"
+    );
+    assert_eq!(app.all_records().await.len(), 1);
+}
