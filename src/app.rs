@@ -25,7 +25,7 @@ use crate::{
     broker::Broker,
     config::Config,
     graphql::{self, GraphqlState},
-    http::{cors, sse::Streams},
+    http::{cors, serve::ConnectionLimits, sse::Streams},
     metrics,
     rest::{self, RestState},
     service::{self, Service},
@@ -167,15 +167,18 @@ impl App {
         }
         let token = state.shutdown.clone();
         let grace = state.config.shutdown_grace;
-        let app = router(state, graphql, rest)
-            .into_make_service_with_connect_info::<std::net::SocketAddr>();
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                shutdown.await;
-                tracing::info!("shutting down");
-                token.cancel();
-            })
-            .await?;
+        let limits = ConnectionLimits {
+            max_connections: state.config.http_max_connections,
+            header_read_timeout: state.config.http_header_read_timeout,
+            idle_timeout: state.config.http_idle_timeout,
+        };
+        let app = router(state, graphql, rest);
+        let shutdown = async move {
+            shutdown.await;
+            tracing::info!("shutting down");
+            token.cancel();
+        };
+        crate::http::serve::serve(listener, app, limits, shutdown, grace).await;
         tasks.close();
         if tokio::time::timeout(grace, tasks.wait()).await.is_err() {
             tracing::warn!("shutdown grace period over; dropping remaining connections");

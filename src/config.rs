@@ -368,6 +368,29 @@ pub struct Config {
     )]
     pub cors_origins: Vec<String>,
 
+    /// HTTP connections served at once (WebSockets leave this count once upgraded; they
+    /// have limits of their own). Further connections wait in the listen backlog until
+    /// one closes. Keep it under the process's open-file limit.
+    #[arg(
+        long,
+        env = "RECORDSYNC_HTTP_MAX_CONNECTIONS",
+        default_value_t = 1000,
+        global = true
+    )]
+    pub http_max_connections: usize,
+
+    /// Time a client has to send a request's headers, counted from when the connection
+    /// opens or, on a kept-alive connection, from the end of the previous response: a
+    /// connection that sends nothing, or headers too slowly, is closed.
+    #[arg(long, env = "RECORDSYNC_HTTP_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration, global = true)]
+    pub http_header_read_timeout: Duration,
+
+    /// An HTTP connection on which no byte moves in either direction for this long (a
+    /// stalled request body, a client that stopped reading its response) is closed. Must
+    /// be longer than `--keep-alive`, which event streams send at least that often.
+    #[arg(long, env = "RECORDSYNC_HTTP_IDLE_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration, global = true)]
+    pub http_idle_timeout: Duration,
+
     /// How long shutdown waits for in-flight requests and WebSockets to finish.
     #[arg(long, env = "RECORDSYNC_SHUTDOWN_GRACE", default_value = "10s", value_parser = humantime::parse_duration, global = true)]
     pub shutdown_grace: Duration,
@@ -394,6 +417,8 @@ impl Config {
             ("--ws-init-timeout", self.ws_init_timeout),
             ("--keep-alive", self.keep_alive),
             ("--ws-dead-timeout", self.ws_dead_timeout),
+            ("--http-header-read-timeout", self.http_header_read_timeout),
+            ("--http-idle-timeout", self.http_idle_timeout),
         ];
         for (option, value) in positive_durations {
             if value.is_zero() {
@@ -424,6 +449,7 @@ impl Config {
                 self.ws_max_messages_per_second as usize,
             ),
             ("--sse-max-streams", self.sse_max_streams),
+            ("--http-max-connections", self.http_max_connections),
             (
                 "--sse-max-streams-per-caller",
                 self.sse_max_streams_per_caller,
@@ -436,6 +462,9 @@ impl Config {
         }
         if self.listen_backoff_min > self.listen_backoff_max {
             return Err("--listen-backoff-min must not be longer than --listen-backoff-max".into());
+        }
+        if self.http_idle_timeout <= self.keep_alive {
+            return Err("--http-idle-timeout must be longer than --keep-alive".into());
         }
         if self.default_page_size > self.max_page_size {
             return Err("--default-page-size must not be over --max-page-size".into());

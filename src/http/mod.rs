@@ -6,9 +6,11 @@
 //! - [`request`]: reading bodies within `--max-body-bytes`, media types and `Accept`.
 //! - [`sse`]: bounded server-sent event streams.
 //! - [`cors`]: cross-origin access for browser pages, when `--cors-origins` allows it.
+//! - [`serve`]: accepting connections, with a cap and timeouts.
 
 pub mod cors;
 pub mod request;
+pub mod serve;
 pub mod sse;
 
 use axum::{

@@ -91,3 +91,112 @@ async fn a_persisted_mutation_sent_with_get_is_405_like_one_sent_in_full() {
     );
     assert_eq!(app.all_records().await.len(), 1);
 }
+
+/// Whether the server closes `socket` within `within` (reads until end of stream).
+async fn closed_within(socket: &mut tokio::net::TcpStream, within: Duration) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0u8; 4096];
+    tokio::time::timeout(within, async {
+        loop {
+            match socket.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await
+    .is_ok()
+}
+
+#[tokio::test]
+async fn connections_that_send_no_headers_or_stall_are_closed() {
+    use tokio::io::AsyncWriteExt;
+    let app = super::helpers::spawn_app_with(|c| {
+        c.http_header_read_timeout = Duration::from_secs(1);
+        c.http_idle_timeout = Duration::from_secs(20);
+        c.keep_alive = Duration::from_secs(5);
+    })
+    .await;
+    // Nothing at all, half a header, and a kept-alive connection after its response.
+    let mut silent = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    let mut partial = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    partial
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let mut kept = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    kept.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    for (name, socket) in [
+        ("silent", &mut silent),
+        ("partial", &mut partial),
+        ("kept alive", &mut kept),
+    ] {
+        assert!(
+            closed_within(socket, Duration::from_secs(5)).await,
+            "the {name} connection is still open"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_connection_on_which_nothing_moves_is_closed_after_the_idle_timeout() {
+    use tokio::io::AsyncWriteExt;
+    let app = super::helpers::spawn_app_with(|c| {
+        c.http_header_read_timeout = Duration::from_secs(30);
+        c.http_idle_timeout = Duration::from_secs(2);
+        c.keep_alive = Duration::from_secs(1);
+    })
+    .await;
+    // Headers in time, then a body that never comes.
+    let mut stalled = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    stalled
+        .write_all(b"POST /graphql HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"qu")
+        .await
+        .unwrap();
+    assert!(closed_within(&mut stalled, Duration::from_secs(6)).await);
+    // An event stream stays open past the idle timeout: its keep-alive moves bytes.
+    let resp = app
+        .http
+        .get(app.api("/changes/stream"))
+        .send()
+        .await
+        .unwrap();
+    let mut stream = super::helpers::SseStream::new(resp);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    app.rest_create("t", json!({})).await;
+    assert!(stream.next().await.unwrap().json()["cursor"].is_string());
+}
+
+#[tokio::test]
+async fn open_connections_are_capped_and_a_closed_one_frees_its_place() {
+    let app = super::helpers::spawn_app_with(|c| {
+        c.http_max_connections = 3;
+        c.http_header_read_timeout = Duration::from_secs(30);
+    })
+    .await;
+    let mut idle = Vec::new();
+    for _ in 0..3 {
+        idle.push(tokio::net::TcpStream::connect(app.addr).await.unwrap());
+    }
+    let health = format!("http://{}/healthz", app.addr);
+    let client = reqwest::Client::new();
+    let waiting = client
+        .get(&health)
+        .timeout(Duration::from_millis(500))
+        .send()
+        .await;
+    assert!(
+        waiting.is_err(),
+        "a fourth connection was served: {waiting:?}"
+    );
+    drop(idle.pop());
+    let served = client
+        .get(&health)
+        .timeout(super::helpers::ARRIVE)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(served.status(), 200);
+}

@@ -124,7 +124,7 @@ pub(super) async fn serve(
             // Read what the client still sends until it answers the close (or for a
             // short while): closing a socket with unread data resets it, and the client
             // would see 1006 instead of the close frame.
-            let _ = tokio::time::timeout(CLOSE_WAIT, async {
+            let _ = tokio::time::timeout(CLOSE_ANSWER_WAIT, async {
                 while let Some(Ok(msg)) = incoming.next().await {
                     if matches!(msg, Message::Close(_)) {
                         break;
@@ -145,8 +145,10 @@ pub(super) async fn serve(
     }
 }
 
-/// Longest wait for a close frame to go out and for the client's answer.
+/// Longest wait for a close frame (and what is queued before it) to go out.
 const CLOSE_WAIT: Duration = Duration::from_secs(5);
+/// Longest wait for the client to answer a close frame.
+const CLOSE_ANSWER_WAIT: Duration = Duration::from_secs(1);
 
 /// Writes queued messages to the socket until the queue closes, or until a close frame
 /// arrives on `closing`, which goes out at once: what is still queued then is dropped.
