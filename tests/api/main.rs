@@ -1,9 +1,18 @@
-//! The API test suite: every test starts the real server on 127.0.0.1:0 with a fresh
-//! database and talks to it over HTTP and WebSockets as a client would.
+//! The test suite, one binary: every test starts the real server (in process on
+//! 127.0.0.1:0, or the `recordsync` binary itself) with a fresh database and talks to it
+//! over HTTP and WebSockets as a client would.
 //!
-//! Set `TEST_LOG=1` to see the server's logs.
+//! `RECORDSYNC_TEST_BACKEND` picks the database: `sqlite` (the default) or `postgres`,
+//! on the server at `RECORDSYNC_TEST_POSTGRES_URL` (default
+//! `postgres://postgres@127.0.0.1:5432/postgres`; one database per test, dropped after).
+//! The `cluster` tests always need PostgreSQL. Set `TEST_LOG=1` to see the server's logs.
 
 mod helpers;
+
+mod bad_input;
+mod binary;
+mod cluster;
+mod crash_safety;
 
 mod auth;
 mod graphql_over_http;

@@ -2,14 +2,13 @@
 //! connections, instances or the database go away.
 //!
 //! Needs PostgreSQL at `RECORDSYNC_TEST_POSTGRES_URL` (default
-//! `postgres://postgres@127.0.0.1:5432/postgres`); every test makes its own database.
-
-#[path = "api/helpers.rs"]
-mod helpers;
+//! `postgres://postgres@127.0.0.1:5432/postgres`), whatever `RECORDSYNC_TEST_BACKEND`
+//! says, and fails without it; every test makes its own database. The SQLite run of the
+//! suite leaves these tests to the PostgreSQL run (`--skip cluster::`).
 
 use std::time::Duration;
 
-use helpers::{TestApp, TestDb, WsClient, cursors, spawn_on};
+use super::helpers::{TestApp, TestDb, WsClient, cursors, spawn_on};
 use sea_orm::ConnectionTrait;
 use serde_json::{Value, json};
 
@@ -61,7 +60,7 @@ fn assert_writer_order(events: &[Value]) {
 }
 
 async fn two_instances(configure: impl Fn(&mut recordsync::Config) + Copy) -> (TestApp, TestApp) {
-    let db = TestDb::fresh().await;
+    let db = TestDb::postgres().await;
     let a = spawn_on(db.clone(), configure).await;
     let b = spawn_on(db, configure).await;
     (a, b)
@@ -216,19 +215,19 @@ async fn dropped_database_connections_fail_writes_clearly_and_subscriptions_resu
 
 #[tokio::test]
 async fn readiness_follows_the_database_and_writes_fail_with_service_unavailable() {
-    let db = TestDb::fresh().await;
+    let db = TestDb::postgres().await;
     let app = spawn_on(db.clone(), |c| c.db_pool_size = 2).await;
     let ready = format!("http://{}/readyz", app.addr);
     let health = format!("http://{}/healthz", app.addr);
     // Ready once the follower holds its LISTEN connection.
-    let deadline = tokio::time::Instant::now() + helpers::ARRIVE;
+    let deadline = tokio::time::Instant::now() + super::helpers::ARRIVE;
     while app.http.get(&ready).send().await.unwrap().status() != 200 {
         assert!(tokio::time::Instant::now() < deadline, "never ready");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 
     // The database disappears under the running server.
-    let admin = sea_orm::Database::connect(helpers::postgres_admin_url())
+    let admin = sea_orm::Database::connect(super::helpers::postgres_admin_url())
         .await
         .unwrap();
     let name = db.url.rsplit('/').next().unwrap().to_owned();
@@ -244,7 +243,7 @@ async fn readiness_follows_the_database_and_writes_fail_with_service_unavailable
             json!({}),
         )
         .await;
-    assert_eq!(helpers::error_code(&resp), "SERVICE_UNAVAILABLE", "{resp}");
+    assert_eq!(super::helpers::error_code(&resp), "SERVICE_UNAVAILABLE", "{resp}");
 
     // It comes back (empty): the server is ready again without a restart.
     admin
@@ -255,7 +254,7 @@ async fn readiness_follows_the_database_and_writes_fail_with_service_unavailable
     recordsync::store::migrate(&sea_orm::Database::connect(&db.url).await.unwrap())
         .await
         .unwrap();
-    let deadline = tokio::time::Instant::now() + helpers::ARRIVE;
+    let deadline = tokio::time::Instant::now() + super::helpers::ARRIVE;
     while app.http.get(&ready).send().await.unwrap().status() != 200 {
         assert!(tokio::time::Instant::now() < deadline, "never ready again");
         tokio::time::sleep(Duration::from_millis(50)).await;

@@ -1,14 +1,9 @@
 //! The `recordsync` binary as an operator runs it: subcommands, logs, signals.
 
-#[path = "support/binary.rs"]
-mod binary;
-#[path = "api/helpers.rs"]
-mod helpers;
-
 use std::time::Duration;
 
-use binary::Server;
-use helpers::{ARRIVE, TestDb, WsClient};
+use super::helpers::binary::Server;
+use super::helpers::{ARRIVE, TestDb, WsClient};
 use serde_json::{Value, json};
 
 #[tokio::test]

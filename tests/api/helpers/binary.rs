@@ -1,7 +1,5 @@
 //! Running the `recordsync` binary itself, as an operator would.
 
-#![allow(dead_code)]
-
 use std::{
     net::SocketAddr,
     process::Stdio,

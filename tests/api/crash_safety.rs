@@ -2,22 +2,19 @@
 //! mutation that was answered with success is in the data and in the change log, and a
 //! subscriber resuming from its cursor receives each of them exactly once.
 
-#[path = "support/binary.rs"]
-mod binary;
-#[path = "api/helpers.rs"]
-mod helpers;
-
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex},
     time::Duration,
 };
 
-use binary::Server;
-use helpers::{ARRIVE, TestDb, WsClient};
+use super::helpers::binary::Server;
+use super::helpers::{ARRIVE, TestDb, WsClient};
 use serde_json::{Value, json};
 
-async fn acknowledged_writes_survive_sigkill(db: Arc<TestDb>) {
+#[tokio::test]
+async fn acknowledged_writes_survive_sigkill() {
+    let db = TestDb::fresh().await;
     let server = Server::start(&db.url).await;
     let start = server
         .gql("{ records(first: 0) { changeCursor } }", json!({}))
@@ -96,14 +93,4 @@ async fn acknowledged_writes_survive_sigkill(db: Arc<TestDb>) {
     for id in &acked {
         assert_eq!(seen.get(id), Some(&1), "acknowledged {id} delivered once");
     }
-}
-
-#[tokio::test]
-async fn acknowledged_writes_survive_sigkill_on_sqlite() {
-    acknowledged_writes_survive_sigkill(TestDb::sqlite()).await;
-}
-
-#[tokio::test]
-async fn acknowledged_writes_survive_sigkill_on_postgres() {
-    acknowledged_writes_survive_sigkill(TestDb::postgres().await).await;
 }

@@ -1,7 +1,7 @@
 //! Starting the real server on 127.0.0.1:0 and talking to it as clients do.
 
-// Each test binary uses a different part of these helpers.
-#![allow(dead_code)]
+pub mod binary;
+
 use std::{
     net::SocketAddr,
     sync::{Arc, Once},
@@ -44,10 +44,14 @@ pub struct TestDb {
     _dir: tempfile::TempDir,
 }
 
-/// Whether this test binary runs the suite on PostgreSQL (`api_postgres`) rather than
-/// SQLite (`api`).
+/// Whether the suite runs on PostgreSQL: `RECORDSYNC_TEST_BACKEND` is `sqlite` (the
+/// default) or `postgres`.
 pub fn on_postgres() -> bool {
-    env!("CARGO_CRATE_NAME").contains("postgres")
+    match std::env::var("RECORDSYNC_TEST_BACKEND").as_deref() {
+        Err(std::env::VarError::NotPresent) | Ok("sqlite") => false,
+        Ok("postgres") => true,
+        other => panic!("RECORDSYNC_TEST_BACKEND must be `sqlite` or `postgres`, not {other:?}"),
+    }
 }
 
 /// The PostgreSQL server the PostgreSQL suites use (its maintenance database).
