@@ -164,15 +164,3 @@ pub struct CpuUse {
     /// By this process.
     pub bench: Option<f64>,
 }
-
-impl CpuUse {
-    /// Adds "server CPU" and "bench CPU" to `phase`.
-    pub fn report(&self, phase: &mut crate::report::Phase) {
-        if let Some(s) = self.server {
-            phase.metric("server CPU", s, "% of a core");
-        }
-        if let Some(b) = self.bench {
-            phase.metric("bench CPU", b, "% of a core");
-        }
-    }
-}

@@ -121,6 +121,16 @@ pub struct Phase {
 }
 
 impl Phase {
+    /// Adds "server CPU" and "bench CPU" to the phase.
+    pub fn cpu_use(&mut self, cpu: &crate::net::CpuUse) {
+        if let Some(s) = cpu.server {
+            self.metric("server CPU", s, "% of a core");
+        }
+        if let Some(b) = cpu.bench {
+            self.metric("bench CPU", b, "% of a core");
+        }
+    }
+
     /// A phase called `name`.
     pub fn new(name: impl Into<String>) -> Self {
         Self {

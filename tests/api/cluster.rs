@@ -243,7 +243,11 @@ async fn readiness_follows_the_database_and_writes_fail_with_service_unavailable
             json!({}),
         )
         .await;
-    assert_eq!(super::helpers::error_code(&resp), "SERVICE_UNAVAILABLE", "{resp}");
+    assert_eq!(
+        super::helpers::error_code(&resp),
+        "SERVICE_UNAVAILABLE",
+        "{resp}"
+    );
 
     // It comes back (empty): the server is ready again without a restart.
     admin

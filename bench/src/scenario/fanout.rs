@@ -113,7 +113,7 @@ pub async fn run(ctx: &Arc<Ctx>, args: &FanoutArgs) -> anyhow::Result<Report> {
         let span = ((last_receipt - start_us) as f64 / 1e6).max(args.duration);
         let sustained = in_time && achieved >= 0.95 * rate;
         let mut phase = Phase::new(format!("{rate:.0} mutations/s"));
-        cpu.report(&mut phase);
+        phase.cpu_use(&cpu);
         phase.metric("subscriptions", subs.subscriptions as f64, "");
         phase.metric("connections", subs.connected as f64, "");
         phase.metric("target rate", rate, "mut/s");

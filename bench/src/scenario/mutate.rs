@@ -102,7 +102,7 @@ async fn phase(
         .stage(format!("mutate {name}: checking deliveries"));
     let log = read_log(&mut http, &collection, &start_cursor).await?;
     let mut phase = Phase::new(name);
-    cpu.report(&mut phase);
+    phase.cpu_use(&cpu);
     phase.metric("clients", args.clients as f64, "");
     phase.metric("mutations measured", measured as f64, "");
     phase.metric("mutations/s", measured as f64 / seconds, "mut/s");

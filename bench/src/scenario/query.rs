@@ -205,7 +205,7 @@ async fn measure(
         bail!("no request of {name} succeeded");
     }
     let mut phase = Phase::new(name);
-    cpu.report(&mut phase);
+    phase.cpu_use(&cpu);
     phase.metric("clients", args.clients as f64, "");
     phase.metric("requests", hist.len() as f64, "");
     phase.metric("requests/s", hist.len() as f64 / seconds, "req/s");

@@ -89,7 +89,7 @@ pub async fn run(ctx: &Arc<Ctx>, args: &ReplayArgs) -> anyhow::Result<Report> {
     }
 
     let mut phase = Phase::new(format!("{} missed changes", log.count));
-    cpu.report(&mut phase);
+    phase.cpu_use(&cpu);
     phase.metric("changes written", written as f64, "");
     phase.metric(
         "write rate (setup)",
