@@ -67,6 +67,7 @@ impl App {
         let broker = Broker::new(head, config.live_buffer);
         let limits = Limits {
             max_data_bytes: config.max_data_bytes,
+            max_data_depth: usize::from(config.max_data_depth),
             default_page_size: config.default_page_size,
             max_page_size: config.max_page_size,
             catch_up_batch: config.catch_up_batch,

@@ -79,6 +79,18 @@ pub struct Config {
     #[arg(long, env = "RECORDSYNC_MAX_DATA_BYTES", default_value_t = 64 * 1024, global = true)]
     pub max_data_bytes: usize,
 
+    /// Deepest nesting of a record's `data` (and of a merge patch), counting the object
+    /// itself as 1; deeper is `BAD_USER_INPUT` on every write path. At most 100, so that
+    /// every JSON parser a reader uses (serde_json stops at 128) can read what is stored.
+    #[arg(
+        long,
+        env = "RECORDSYNC_MAX_DATA_DEPTH",
+        default_value_t = 32,
+        value_parser = clap::value_parser!(u8).range(1..=100),
+        global = true
+    )]
+    pub max_data_depth: u8,
+
     /// Largest HTTP request body, in bytes.
     #[arg(long, env = "RECORDSYNC_MAX_BODY_BYTES", default_value_t = 1024 * 1024, global = true)]
     pub max_body_bytes: usize,

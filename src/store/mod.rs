@@ -94,6 +94,8 @@ pub enum Write {
 pub struct Limits {
     /// Largest serialized `data`.
     pub max_data_bytes: usize,
+    /// Deepest nesting of `data` (and of a merge patch).
+    pub max_data_depth: usize,
     /// Page size when a client gives none.
     pub default_page_size: u32,
     /// Largest page size a client may ask for.
@@ -317,6 +319,18 @@ impl Store {
                 data: checked_data(&self.limits, data)?,
                 expected_version,
             },
+            Write::Patch {
+                patch,
+                expected_version,
+            } => {
+                // The merged result is checked in full by the writer; a patch deeper than
+                // any record may be is refused before it is merged.
+                check_depth(&patch, self.limits.max_data_depth)?;
+                Write::Patch {
+                    patch,
+                    expected_version,
+                }
+            }
             other => other,
         };
         // Room in the queue first: a client that leaves while waiting for it has queued
@@ -415,6 +429,7 @@ fn checked_data(limits: &Limits, data: Value) -> Result<Value> {
     if !data.is_object() {
         return Err(Error::bad_input("data must be a JSON object"));
     }
+    check_depth(&data, limits.max_data_depth)?;
     check_no_nul(&data)?;
     let data = patch::canonical(data);
     let size = serde_json::to_vec(&data)
@@ -427,6 +442,27 @@ fn checked_data(limits: &Limits, data: Value) -> Result<Value> {
         )));
     }
     Ok(data)
+}
+
+/// Refuses JSON nested deeper than `max` (the object itself is depth 1): what is stored
+/// must stay readable by every reader, and JSON parsers stop at a nesting depth of their
+/// own (serde_json's is 128).
+fn check_depth(value: &Value, max: usize) -> Result<()> {
+    let mut stack = vec![(value, 1usize)];
+    while let Some((value, depth)) = stack.pop() {
+        let children: Box<dyn Iterator<Item = &Value>> = match value {
+            Value::Array(items) => Box::new(items.iter()),
+            Value::Object(map) => Box::new(map.values()),
+            _ => continue,
+        };
+        if depth > max {
+            return Err(Error::bad_input(format!(
+                "data is nested more than {max} levels deep"
+            )));
+        }
+        stack.extend(children.map(|child| (child, depth + 1)));
+    }
+    Ok(())
 }
 
 /// Refuses a write whose `expectedVersion` is stale.

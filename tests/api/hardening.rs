@@ -200,3 +200,81 @@ async fn open_connections_are_capped_and_a_closed_one_frees_its_place() {
         .unwrap();
     assert_eq!(served.status(), 200);
 }
+
+/// An object nested `depth` levels deep (the object itself is level 1).
+fn nested(depth: usize) -> serde_json::Value {
+    let mut value = json!({"leaf": true});
+    for _ in 1..depth {
+        value = json!({ "n": value });
+    }
+    value
+}
+
+#[tokio::test]
+async fn data_nested_deeper_than_the_limit_is_refused_and_what_is_accepted_reads_back() {
+    let app = super::helpers::spawn_app().await;
+    // Over the default limit of 32, through a variable, a literal and REST.
+    let deep = nested(33);
+    let resp = app
+        .gql(
+            "mutation($d: JSON!) { createRecord(input: {collection: \"t\", data: $d}) { id } }",
+            json!({"d": deep}),
+        )
+        .await;
+    assert_eq!(
+        super::helpers::error_code(&resp),
+        "BAD_USER_INPUT",
+        "{resp}"
+    );
+    let literal = format!(
+        "mutation {{ createRecord(input: {{collection: \"t\", data: {}{}}}) {{ id }} }}",
+        "{n: ".repeat(200),
+        "}".repeat(200)
+    );
+    let resp = app.gql(&literal, json!({})).await;
+    assert!(resp["errors"].is_array(), "{resp}");
+    assert!(
+        resp["data"].is_null() || resp["data"]["createRecord"].is_null(),
+        "{resp}"
+    );
+    let rest = app
+        .http
+        .post(app.api("/records"))
+        .json(&json!({"collection": "t", "data": deep}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rest.status(), 400);
+    // At the limit it is stored, and every read path returns it.
+    let ok = app.create("t", nested(32)).await;
+    let id = ok["id"].as_str().unwrap().to_owned();
+    let patch = app
+        .http
+        .patch(app.api(&format!("/records/{id}")))
+        .header("content-type", "application/merge-patch+json")
+        .body(json!({"n": nested(32)}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(patch.status(), 400, "a patch that would nest 33 deep");
+    assert_eq!(app.all_records().await.len(), 1);
+    assert_eq!(app.all_changes().await.len(), 1);
+    let d = app
+        .data(
+            "query($id: UUID!) { record(id: $id) { data } records { nodes { data } } }",
+            json!({"id": id}),
+        )
+        .await;
+    assert_eq!(d["record"]["data"], nested(32));
+    assert_eq!(d["records"]["nodes"][0]["data"], nested(32));
+    let list: serde_json::Value = app
+        .http
+        .get(app.api("/records"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list["items"][0]["data"], nested(32));
+}
