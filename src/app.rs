@@ -42,6 +42,14 @@ struct AppState {
     config: Arc<Config>,
     /// Cancelled when the server shuts down.
     shutdown: CancellationToken,
+    /// Checks the credential `/metrics` needs when authentication is on.
+    auth: auth::Authenticator,
+}
+
+impl axum::extract::FromRef<AppState> for auth::Authenticator {
+    fn from_ref(state: &AppState) -> Self {
+        state.auth.clone()
+    }
 }
 
 /// A built server, ready to serve.
@@ -121,6 +129,7 @@ impl App {
                 service,
                 config: Arc::new(config),
                 shutdown,
+                auth: graphql.auth.clone(),
             },
             graphql,
             rest,
@@ -235,7 +244,7 @@ fn router(state: AppState, graphql: GraphqlState, rest: RestState) -> Router {
         .route("/", get(|| async { Redirect::temporary("/graphql") }))
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics::render))
+        .route("/metrics", get(metrics_page))
         .with_state(state)
         .merge(graphql::router(graphql))
         .nest("/api", rest::router(rest));
@@ -305,6 +314,16 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
         StatusCode::SERVICE_UNAVAILABLE
     };
     (status, Json(body))
+}
+
+/// `/metrics`: with authentication on, only for a token with the `metrics` scope (the
+/// log head and the request counts show activity in every collection).
+async fn metrics_page(access: auth::Access) -> axum::response::Response {
+    if !access.metrics {
+        return crate::error::Error::Forbidden("reading /metrics needs the `metrics` scope".into())
+            .into_response();
+    }
+    metrics::render().await.into_response()
 }
 
 /// Runs `work` every `period` until shutdown; a run that overruns delays the next.

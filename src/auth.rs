@@ -24,6 +24,9 @@ pub struct Access {
     pub read: bool,
     /// May create, update, patch and delete.
     pub write: bool,
+    /// May read `/metrics` (scope `metrics`): the log head and request counts tell of
+    /// every collection's activity.
+    pub metrics: bool,
     /// Limited to these collections; `None` means all.
     pub collections: Option<HashSet<String>>,
     /// When the credential stops being valid (`None`: never, auth is off).
@@ -38,6 +41,7 @@ impl Access {
         Self {
             read: true,
             write: true,
+            metrics: true,
             collections: None,
             expires_at: None,
             subject: None,
@@ -49,6 +53,7 @@ impl Access {
     pub fn same_rights(&self, other: &Access) -> bool {
         self.read == other.read
             && self.write == other.write
+            && self.metrics == other.metrics
             && self.collections == other.collections
             && self.subject == other.subject
     }
@@ -271,6 +276,7 @@ impl Authenticator {
         Ok(Access {
             read: scopes.iter().any(|s| s == "read"),
             write: scopes.iter().any(|s| s == "write"),
+            metrics: scopes.iter().any(|s| s == "metrics"),
             collections,
             expires_at: DateTime::from_timestamp(claims.exp, 0),
             subject: claims.sub,

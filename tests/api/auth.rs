@@ -616,3 +616,25 @@ async fn a_token_that_may_not_write_learns_nothing_about_which_ids_exist() {
         );
     }
 }
+
+#[tokio::test]
+async fn metrics_need_the_metrics_scope_when_authentication_is_on() {
+    let app = secured().await;
+    let url = format!("http://{}/metrics", app.addr);
+    let status = |credential: Option<String>| {
+        let (app, url) = (&app, url.clone());
+        async move {
+            let mut req = app.http.get(url);
+            if let Some(c) = credential {
+                req = req.header("authorization", c);
+            }
+            req.send().await.unwrap().status().as_u16()
+        }
+    };
+    assert_eq!(status(None).await, 401);
+    assert_eq!(
+        status(Some(bearer(&token("read write", None, 60)))).await,
+        403
+    );
+    assert_eq!(status(Some(bearer(&token("metrics", None, 60)))).await, 200);
+}
