@@ -231,11 +231,11 @@ async fn respond(state: &GraphqlState, parts: &Parts, request: async_graphql::Re
         Ok(access) => access,
         Err(err) => return err.into_graphql_response(),
     };
-    let expires_at = access.expires_at;
-    let caller = crate::http::caller(&access, parts);
-    let request = request.data(access);
     let media = match negotiate(headers, JSON, &[GRAPHQL_RESPONSE, JSON, EVENT_STREAM]) {
-        Some(EVENT_STREAM) => return sse::serve(state, request, caller, expires_at),
+        Some(EVENT_STREAM) => {
+            let (caller, expires_at) = (crate::http::caller(&access, parts), access.expires_at);
+            return sse::serve(state, request.data(access), caller, expires_at);
+        }
         Some(media) => media,
         None => {
             return Error::NotAcceptable(format!(
@@ -244,7 +244,7 @@ async fn respond(state: &GraphqlState, parts: &Parts, request: async_graphql::Re
             .into_graphql_response();
         }
     };
-    let (refused, body) = response_json(state.schema.execute(request).await);
+    let (refused, body) = response_json(state.schema.execute(request.data(access)).await);
     if refused && body["errors"][0]["extensions"]["code"] == "METHOD_NOT_ALLOWED" {
         // A persisted document turned out to be a mutation sent with GET: the same 405
         // as a mutation sent in full.
