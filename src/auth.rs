@@ -109,8 +109,9 @@ impl Access {
 #[derive(Debug, Deserialize)]
 struct Claims {
     exp: i64,
+    /// Any JSON value: issuers that send a number are not refused for it.
     #[serde(default)]
-    sub: Option<String>,
+    sub: Option<serde_json::Value>,
     #[serde(default)]
     scope: Option<Scope>,
     /// Absent: every collection. Present, it must be a list of names: `null` is refused
@@ -279,7 +280,10 @@ impl Authenticator {
             metrics: scopes.iter().any(|s| s == "metrics"),
             collections,
             expires_at: DateTime::from_timestamp(claims.exp, 0),
-            subject: claims.sub,
+            subject: claims.sub.map(|sub| match sub {
+                serde_json::Value::String(s) => s,
+                other => other.to_string(),
+            }),
         })
     }
 }

@@ -375,18 +375,19 @@ pub struct Config {
         long,
         env = "RECORDSYNC_CORS_ORIGINS",
         value_delimiter = ',',
-        value_parser = crate::http::cors::parse_origin,
+        value_parser = crate::validate::parse_origin,
         global = true
     )]
     pub cors_origins: Vec<String>,
 
     /// HTTP connections served at once (WebSockets leave this count once upgraded; they
     /// have limits of their own). Further connections wait in the listen backlog until
-    /// one closes. Keep it under the process's open-file limit.
+    /// one closes. Event streams hold a connection each, so this must be over
+    /// `--sse-max-streams`. Keep it under the process's open-file limit.
     #[arg(
         long,
         env = "RECORDSYNC_HTTP_MAX_CONNECTIONS",
-        default_value_t = 1000,
+        default_value_t = 2000,
         global = true
     )]
     pub http_max_connections: usize,
@@ -474,6 +475,12 @@ impl Config {
         }
         if self.listen_backoff_min > self.listen_backoff_max {
             return Err("--listen-backoff-min must not be longer than --listen-backoff-max".into());
+        }
+        if self.http_max_connections <= self.sse_max_streams {
+            return Err(
+                "--http-max-connections must be over --sse-max-streams: event streams hold a connection each"
+                    .into(),
+            );
         }
         if self.http_idle_timeout <= self.keep_alive {
             return Err("--http-idle-timeout must be longer than --keep-alive".into());

@@ -8,7 +8,8 @@
 //! change in commit order exactly once.
 //!
 //! # Layout
-//! The modules, from the top of the graph down; each imports only modules below it.
+//! The modules, from the top of the graph down; each imports only modules listed after
+//! it.
 //! - [`app`]: [`App`], which builds everything and serves the router until a shutdown
 //!   future resolves (`main` and the tests start the server the same way), readiness,
 //!   background work.
@@ -24,10 +25,12 @@
 //! - [`broker`]: fan-out of committed changes.
 //! - [`model`]: what a change is and the one wire shape of records and changes.
 //! - [`auth`]: JWT authentication and per-collection access.
-//! - [`cursor`], [`validate`]: cursor encoding and the input checks every layer shares.
+//! - [`cursor`]: cursor encoding.
+//! - [`telemetry`]: logging setup.
 //! - [`config`]: every setting and limit, from flags or the environment.
+//! - [`validate`]: the input checks every layer shares.
 //! - [`error`]: the one error enum and the code each variant shows a client.
-//! - [`metrics`], [`telemetry`]: Prometheus metrics and logging.
+//! - [`metrics`]: Prometheus metrics.
 //!
 //! # The way of one request
 //! A `createRecord` mutation sent over `POST /graphql`:

@@ -1,5 +1,6 @@
 //! Checks on what clients send that every layer shares: collection names, strings
-//! every backend can store, and times every backend can compare.
+//! every backend can store, and times every backend can compare; and the form of a
+//! `--cors-origins` entry.
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -55,6 +56,22 @@ pub fn check_time(at: DateTime<Utc>) -> Result<()> {
     } else {
         Err(Error::bad_input(
             "times must fall in the years 0000 to 9999",
+        ))
+    }
+}
+
+/// Checks one `--cors-origins` entry: `*`, or an origin such as `https://app.example`.
+pub fn parse_origin(value: &str) -> Result<String, String> {
+    let value = value.trim();
+    let well_formed = value == "*"
+        || ((value.starts_with("http://") || value.starts_with("https://"))
+            && !value.ends_with('/')
+            && axum::http::HeaderValue::from_str(value).is_ok());
+    if well_formed {
+        Ok(value.to_owned())
+    } else {
+        Err(format!(
+            "{value:?} is not an origin: use `*` or scheme://host[:port], without a path"
         ))
     }
 }

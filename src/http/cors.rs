@@ -11,21 +11,7 @@ use std::time::Duration;
 use axum::http::{HeaderName, HeaderValue, Method, header};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
-/// Checks one `--cors-origins` entry: `*`, or an origin such as `https://app.example`.
-pub fn parse_origin(value: &str) -> Result<String, String> {
-    let value = value.trim();
-    let well_formed = value == "*"
-        || ((value.starts_with("http://") || value.starts_with("https://"))
-            && !value.ends_with('/')
-            && HeaderValue::from_str(value).is_ok());
-    if well_formed {
-        Ok(value.to_owned())
-    } else {
-        Err(format!(
-            "{value:?} is not an origin: use `*` or scheme://host[:port], without a path"
-        ))
-    }
-}
+pub use crate::validate::parse_origin;
 
 /// Refuses settings browsers would reject: credentials with any origin.
 pub fn check(origins: &[String], allow_credentials: bool) -> Result<(), String> {

@@ -131,7 +131,7 @@ pub async fn serve(
         .await
         .is_err()
     {
-        tracing::warn!("shutdown grace period over; dropping open connections");
+        tracing::warn!("shutdown grace period over; no longer waiting for open connections");
     }
 }
 

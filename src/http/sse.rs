@@ -127,24 +127,22 @@ impl Streams {
     /// A place for one more stream of `caller` (see [`super::caller`]), or
     /// `TOO_MANY_SUBSCRIPTIONS`.
     pub fn admit(&self, caller: String) -> Result<Slot> {
-        let mut open = self.per_caller.lock().unwrap_or_else(|e| e.into_inner());
-        let count = open.entry(caller.clone()).or_default();
-        if *count >= self.max_per_caller {
-            if *count == 0 {
-                open.remove(&caller);
-            }
-            return Err(Error::TooManySubscriptions(format!(
-                "one caller may have at most {} event streams open",
-                self.max_per_caller
-            )));
-        }
+        // The server-wide place first: a refused caller leaves no entry behind.
         let permit = Arc::clone(&self.slots).try_acquire_owned().map_err(|_| {
             Error::TooManySubscriptions(format!(
                 "the server serves at most {} event streams at once",
                 self.max
             ))
         })?;
-        *count += 1;
+        let mut open = self.per_caller.lock().unwrap_or_else(|e| e.into_inner());
+        let count = open.get(&caller).copied().unwrap_or(0);
+        if count >= self.max_per_caller {
+            return Err(Error::TooManySubscriptions(format!(
+                "one caller may have at most {} event streams open",
+                self.max_per_caller
+            )));
+        }
+        open.insert(caller.clone(), count + 1);
         Ok(Slot {
             _permit: permit,
             per_caller: Arc::clone(&self.per_caller),

@@ -5,8 +5,9 @@
 //! here, the same way for every transport, so a transport only parses its input, calls
 //! one operation and shapes the answer. The rules, once:
 //! - Access is checked before input: a token that may not read (or write) gets
-//!   `FORBIDDEN` whatever it sent, and so does a collection outside its scope, before
-//!   the input is validated and before anything is read.
+//!   `FORBIDDEN` whatever it sent to the service, and so does a collection outside its
+//!   scope, before the input is validated and before anything is read. (What a
+//!   transport cannot parse at all is refused before the service is called.)
 //! - A record in a collection the caller may not see does not exist for it: reads return
 //!   nothing, writes `NOT_FOUND`.
 //!

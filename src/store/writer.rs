@@ -266,7 +266,12 @@ impl Writer {
         if let Err(err) = txn.commit().await {
             // The COMMIT may have happened even though it reported failure.
             self.outcome_unknown();
-            return Err(GroupError::Commit(err.into()));
+            // Never SERVICE_UNAVAILABLE: that invites a blind retry of a write that may
+            // have committed.
+            tracing::error!(error = %err, "COMMIT failed; whether the group committed is unknown");
+            return Err(GroupError::Commit(Error::Internal(format!(
+                "COMMIT failed and whether the write committed is unknown: {err}"
+            ))));
         }
         if postgres {
             // Other instances' changes interleave with ours, so every instance publishes

@@ -173,6 +173,7 @@ async fn a_connection_on_which_nothing_moves_is_closed_after_the_idle_timeout() 
 async fn open_connections_are_capped_and_a_closed_one_frees_its_place() {
     let app = super::helpers::spawn_app_with(|c| {
         c.http_max_connections = 3;
+        c.sse_max_streams = 2;
         c.http_header_read_timeout = Duration::from_secs(30);
     })
     .await;

@@ -55,7 +55,7 @@ pub(super) async fn serve(
     let (out, queue) = mpsc::channel::<Message>(limits.send_queue.max(1));
     // Closing takes a channel of its own, so a close frame never waits behind queued
     // messages (which a client that does not read may never take).
-    let (close, closing) = oneshot::channel::<CloseFrame>();
+    let (close, closing) = oneshot::channel::<(CloseFrame, bool)>();
     let writer = tokio::spawn(write_loop(sink, queue, closing));
     let writer_abort = writer.abort_handle();
 
@@ -68,7 +68,15 @@ pub(super) async fn serve(
         tokio::time::interval_at(Instant::now() + keep_alive_every, keep_alive_every);
     keep_alive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut rate = TokenBucket::new(limits.max_messages_per_second);
-    let mut conn = Connection::new(protocol, schema, limits, out, auth, header_credential);
+    let mut conn = Connection::new(
+        protocol,
+        schema,
+        limits,
+        out,
+        auth,
+        header_credential,
+        shutdown.clone(),
+    );
 
     let end = loop {
         tokio::select! {
@@ -117,10 +125,14 @@ pub(super) async fn serve(
         End::Gone => {}
         End::Close(Close(code, reason)) => {
             tracing::debug!(code, %reason, "closing websocket");
-            let _ = close.send(CloseFrame {
+            // What is queued still goes out first (briefly), except at `exp`: nothing
+            // more reaches a client whose token has expired.
+            let drain = code != 4403;
+            let frame = CloseFrame {
                 code,
                 reason: reason.into(),
-            });
+            };
+            let _ = close.send((frame, drain));
             // Read what the client still sends until it answers the close (or for a
             // short while): closing a socket with unread data resets it, and the client
             // would see 1006 instead of the close frame.
@@ -147,18 +159,22 @@ pub(super) async fn serve(
 
 /// Longest wait for a close frame (and what is queued before it) to go out.
 const CLOSE_WAIT: Duration = Duration::from_secs(5);
+/// Longest time spent sending what was queued before a close frame.
+const DRAIN_WAIT: Duration = Duration::from_secs(1);
 /// Longest wait for the client to answer a close frame.
 const CLOSE_ANSWER_WAIT: Duration = Duration::from_secs(1);
 
 /// Writes queued messages to the socket until the queue closes, or until a close frame
-/// arrives on `closing`, which goes out at once: what is still queued then is dropped.
+/// arrives on `closing`. Then, if asked to, what is already queued goes out first for at
+/// most [`DRAIN_WAIT`] (a client that reads gets its last results), and the close frame
+/// follows; the rest is dropped.
 /// Everything queued at one time goes out with one flush: when a change reaches several
 /// of the connection's subscriptions, or several changes arrive at once, that is one
 /// write to the socket instead of one per message.
 async fn write_loop(
     mut sink: SplitSink<WebSocket, Message>,
     mut queue: mpsc::Receiver<Message>,
-    mut closing: oneshot::Receiver<CloseFrame>,
+    mut closing: oneshot::Receiver<(CloseFrame, bool)>,
 ) {
     let mut batch = Vec::with_capacity(WRITE_BATCH);
     let frame = loop {
@@ -188,7 +204,18 @@ async fn write_loop(
             Err(frame) => break frame,
         }
     };
-    if let Some(frame) = frame {
+    if let Some((frame, drain)) = frame {
+        if drain {
+            let _ = tokio::time::timeout(DRAIN_WAIT, async {
+                while let Ok(msg) = queue.try_recv() {
+                    if sink.feed(msg).await.is_err() {
+                        return;
+                    }
+                }
+                let _ = sink.flush().await;
+            })
+            .await;
+        }
         let _ = tokio::time::timeout(CLOSE_WAIT, sink.send(Message::Close(Some(frame)))).await;
     }
 }

@@ -71,6 +71,8 @@ pub struct Connection {
     pub(super) operations: Operations,
     /// Set when a reply could not be queued before the client counted as dead.
     stalled: std::sync::atomic::AtomicBool,
+    /// The server's shutdown, which a waiting reply must not delay.
+    shutdown: tokio_util::sync::CancellationToken,
 }
 
 impl Connection {
@@ -82,6 +84,7 @@ impl Connection {
         out: mpsc::Sender<Message>,
         auth: Authenticator,
         header_credential: Option<String>,
+        shutdown: tokio_util::sync::CancellationToken,
     ) -> Self {
         Self {
             protocol,
@@ -95,6 +98,7 @@ impl Connection {
             header_credential,
             access: None,
             stalled: std::sync::atomic::AtomicBool::new(false),
+            shutdown,
         }
     }
 
@@ -109,12 +113,15 @@ impl Connection {
             Err(TrySendError::Full(msg)) => {
                 let dead = tokio::time::Instant::now() + self.limits.dead_timeout;
                 let deadline = self.expires_at().map_or(dead, |exp| exp.min(dead));
-                if tokio::time::timeout_at(deadline, self.out.send(msg))
-                    .await
-                    .is_err()
-                {
-                    self.stalled
-                        .store(true, std::sync::atomic::Ordering::Relaxed);
+                tokio::select! {
+                    sent = tokio::time::timeout_at(deadline, self.out.send(msg)) => {
+                        if sent.is_err() {
+                            self.stalled
+                                .store(true, std::sync::atomic::Ordering::Relaxed);
+                        }
+                    }
+                    // The connection loop sees the shutdown next and closes with 1001.
+                    _ = self.shutdown.cancelled() => {}
                 }
             }
         }
