@@ -30,18 +30,21 @@ pub fn authorization(headers: &HeaderMap) -> Option<&str> {
         .and_then(|v| v.to_str().ok())
 }
 
+/// The address a request came from (behind a proxy, the proxy's), as the server's
+/// accept loop recorded it; `0.0.0.0` for a request that did not come over a socket.
+pub fn client_address(parts: &Parts) -> std::net::IpAddr {
+    parts
+        .extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map_or(std::net::IpAddr::from([0, 0, 0, 0]), |c| c.0.ip())
+}
+
 /// Who a request comes from, for limits per caller: the token's subject when it names
-/// one, else the client address (behind a proxy, the proxy's).
+/// one, else the client address.
 pub fn caller(access: &Access, parts: &Parts) -> String {
     match &access.subject {
         Some(subject) => format!("sub:{subject}"),
-        None => {
-            let address = parts
-                .extensions
-                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-                .map_or(std::net::IpAddr::from([0, 0, 0, 0]), |c| c.0.ip());
-            format!("addr:{address}")
-        }
+        None => format!("addr:{}", client_address(parts)),
     }
 }
 

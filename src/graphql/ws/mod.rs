@@ -38,7 +38,7 @@ use axum::{
 };
 
 use super::GraphqlState;
-use crate::http::authorization;
+use crate::http::{authorization, client_address};
 
 /// Everything the upgrade sets per connection.
 #[derive(Debug, Clone)]
@@ -64,11 +64,7 @@ pub async fn reject_subprotocol(mut socket: WebSocket) {
 /// limits (429 when over) and serves it in the negotiated subprotocol.
 pub fn upgrade(state: GraphqlState, upgrade: WebSocketUpgrade, parts: &Parts) -> HttpResponse {
     let credential = authorization(&parts.headers).map(str::to_owned);
-    let address = parts
-        .extensions
-        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .map_or(std::net::IpAddr::from([0, 0, 0, 0]), |c| c.0.ip());
-    let slot = match state.connections.admit(address) {
+    let slot = match state.connections.admit(client_address(parts)) {
         Ok(slot) => slot,
         Err(err) => return err.into_graphql_response(),
     };
