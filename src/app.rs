@@ -82,7 +82,8 @@ impl App {
             write_batch: usize::from(config.write_batch),
             write_queue: config.write_queue,
         };
-        let service = Service::new(Store::new(db, broker, limits));
+        let cursors = store::cursor_key(&db).await?;
+        let service = Service::new(Store::new(db, broker, limits, cursors));
         let shutdown = CancellationToken::new();
         let tasks = TaskTracker::new();
         let streams = Streams::new(

@@ -17,7 +17,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::{
-    cursor,
+    cursor::ChangeCursors,
     error::{Error, Result},
 };
 
@@ -122,12 +122,11 @@ pub struct RecordChange {
     pub changed_at: DateTime<Utc>,
 }
 
-impl TryFrom<&Change> for RecordChange {
-    type Error = Error;
-
-    fn try_from(c: &Change) -> Result<Self> {
+impl RecordChange {
+    /// The change as clients see it, its position encoded by `cursors`.
+    pub fn new(c: &Change, cursors: &ChangeCursors) -> Result<Self> {
         Ok(Self {
-            cursor: cursor::encode_change(c.seq),
+            cursor: cursors.encode(c.seq),
             kind: c.kind.parse()?,
             record: Record {
                 id: c.record_id,

@@ -4,7 +4,9 @@
 //! - [`record`]: the current state of every live record.
 //! - [`record_change`]: the change log, one row per committed create, update or delete.
 //! - [`change_log_state`]: one row remembering how far the change log has been pruned.
+//! - [`server_key`]: one row with the key change cursors are encrypted with.
 
 pub mod change_log_state;
 pub mod record;
 pub mod record_change;
+pub mod server_key;

@@ -4,6 +4,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261126_000001_create_tables;
 mod m20261126_000002_postgres_data_index;
+mod m20261202_000003_server_key;
 
 /// Every migration of recordsync, oldest first.
 pub struct Migrator;
@@ -14,6 +15,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261126_000001_create_tables::Migration),
             Box::new(m20261126_000002_postgres_data_index::Migration),
+            Box::new(m20261202_000003_server_key::Migration),
         ]
     }
 }

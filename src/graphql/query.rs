@@ -71,6 +71,6 @@ impl QueryRoot {
             .changes(super::access(ctx)?, query, first)
             .await
             .gql()?;
-        Ok(ChangeConnection(batch))
+        Ok(ChangeConnection(batch, service.cursors().clone()))
     }
 }

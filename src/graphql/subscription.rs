@@ -36,6 +36,7 @@ impl SubscriptionRoot {
             after,
         };
         let changes = service.subscribe(super::access(ctx)?, query).await.gql()?;
-        Ok(changes.map(|item| item.and_then(|c| RecordChange::try_from(&*c)).gql()))
+        let cursors = service.cursors().clone();
+        Ok(changes.map(move |item| item.and_then(|c| RecordChange::new(&c, &cursors)).gql()))
     }
 }

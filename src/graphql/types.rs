@@ -6,7 +6,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::{
-    cursor,
+    cursor::{self, ChangeCursors},
     error::GqlResult,
     model::{Change, Record, RecordChange},
     store::{self, changes::ChangeBatch, records::Page},
@@ -88,14 +88,14 @@ pub struct ChangeEdge {
 }
 
 /// A page of the change log.
-pub struct ChangeConnection(pub ChangeBatch);
+pub struct ChangeConnection(pub ChangeBatch, pub ChangeCursors);
 
 impl ChangeConnection {
     fn changes(&self) -> Result<Vec<RecordChange>> {
         self.0
             .changes
             .iter()
-            .map(|c: &Change| RecordChange::try_from(c).gql())
+            .map(|c: &Change| RecordChange::new(c, &self.1).gql())
             .collect()
     }
 }
@@ -124,15 +124,15 @@ impl ChangeConnection {
         PageInfo {
             has_next_page: self.0.has_more,
             has_previous_page: false,
-            start_cursor: self.0.changes.first().map(|c| cursor::encode_change(c.seq)),
-            end_cursor: self.0.changes.last().map(|c| cursor::encode_change(c.seq)),
+            start_cursor: self.0.changes.first().map(|c| self.1.encode(c.seq)),
+            end_cursor: self.0.changes.last().map(|c| self.1.encode(c.seq)),
         }
     }
 
     /// Pass as `after` in the next poll. It is past every change this page considered,
     /// including those the `collection` filter skipped, so it may be beyond `endCursor`.
     async fn change_cursor(&self) -> String {
-        cursor::encode_change(self.0.through)
+        self.1.encode(self.0.through)
     }
 }
 

@@ -20,7 +20,6 @@ use serde_json::json;
 use super::{RestState, parse_limit, query_params};
 use crate::{
     auth::Access,
-    cursor,
     error::{Error, Result},
     http::{caller, sse::Event},
     model::RecordChange,
@@ -51,14 +50,15 @@ pub async fn list(
         ..Default::default()
     };
     let batch = state.service.changes(&access, query, first).await?;
+    let cursors = state.service.cursors();
     let items = batch
         .changes
         .iter()
-        .map(RecordChange::try_from)
+        .map(|c| RecordChange::new(c, cursors))
         .collect::<Result<Vec<_>>>()?;
     Ok(Json(json!({
         "items": items,
-        "next": cursor::encode_change(batch.through),
+        "next": cursors.encode(batch.through),
         "hasMore": batch.has_more,
     }))
     .into_response())
@@ -88,29 +88,33 @@ pub async fn stream(
     let (parts, _body) = req.into_parts();
     let slot = state.streams.admit(caller(&access, &parts))?;
     let changes = Box::pin(changes);
-    let events = futures_util::stream::unfold(Some(changes), |changes| async move {
-        let mut changes = changes?;
-        match changes
-            .next()
-            .await?
-            .and_then(|c| RecordChange::try_from(&*c))
-        {
-            Ok(change) => Some((
-                Event {
-                    name: None,
-                    id: Some(change.cursor.clone()),
-                    data: serde_json::to_string(&change).unwrap_or_default(),
-                },
-                Some(changes),
-            )),
-            Err(err) => Some((
-                Event {
-                    name: Some("error"),
-                    id: None,
-                    data: err.to_json().to_string(),
-                },
-                None,
-            )),
+    let cursors = state.service.cursors().clone();
+    let events = futures_util::stream::unfold(Some(changes), move |changes| {
+        let cursors = cursors.clone();
+        async move {
+            let mut changes = changes?;
+            match changes
+                .next()
+                .await?
+                .and_then(|c| RecordChange::new(&c, &cursors))
+            {
+                Ok(change) => Some((
+                    Event {
+                        name: None,
+                        id: Some(change.cursor.clone()),
+                        data: serde_json::to_string(&change).unwrap_or_default(),
+                    },
+                    Some(changes),
+                )),
+                Err(err) => Some((
+                    Event {
+                        name: Some("error"),
+                        id: None,
+                        data: err.to_json().to_string(),
+                    },
+                    None,
+                )),
+            }
         }
     });
     let expiry = access.expires_at.map(|at| {

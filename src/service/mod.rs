@@ -31,7 +31,6 @@ use uuid::Uuid;
 use crate::{
     auth::Access,
     broker::Broker,
-    cursor,
     error::{Error, Result},
     model::{Change, ChangeKind},
     store::{
@@ -108,7 +107,7 @@ impl Service {
         first: Option<i32>,
     ) -> Result<ChangeBatch> {
         let filter = self.filter(access, &query)?;
-        let after = decode_after(query.after.as_deref())?;
+        let after = self.decode_after(query.after.as_deref())?;
         let first = self.store.page_size(first)?;
         self.store.changes(after, &filter, first).await
     }
@@ -123,7 +122,7 @@ impl Service {
         query: ChangesQuery,
     ) -> Result<impl Stream<Item = Result<Arc<Change>>> + Send + 'static + use<>> {
         let filter = self.filter(access, &query)?;
-        let after = match decode_after(query.after.as_deref())? {
+        let after = match self.decode_after(query.after.as_deref())? {
             Some(after) => {
                 self.store.check_resume(after).await?;
                 after
@@ -233,13 +232,19 @@ impl Service {
         }
     }
 
+    /// A change cursor from a client, or `BAD_USER_INPUT`.
+    fn decode_after(&self, after: Option<&str>) -> Result<Option<i64>> {
+        let cursors = self.store.cursors();
+        after.map(|a| cursors.decode(a)).transpose()
+    }
+
+    /// Change cursors of this database, for the transports that show changes.
+    pub fn cursors(&self) -> &crate::cursor::ChangeCursors {
+        self.store.cursors()
+    }
+
     /// Deletes changes older than `retention`; the number deleted.
     pub async fn prune(&self, retention: Duration) -> Result<u64> {
         self.store.prune(retention).await
     }
-}
-
-/// A change cursor from a client, or `BAD_USER_INPUT`.
-fn decode_after(after: Option<&str>) -> Result<Option<i64>> {
-    after.map(cursor::decode_change).transpose()
 }

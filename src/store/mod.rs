@@ -52,6 +52,7 @@ use crate::{
     auth::Access,
     broker::Broker,
     config::Config,
+    cursor::ChangeCursors,
     error::{Error, Result},
     validate::{check_no_nul, validate_collection},
 };
@@ -122,6 +123,8 @@ pub struct Store {
     broker: Broker,
     /// What clients may send.
     limits: Arc<Limits>,
+    /// Encodes and decodes change cursors with the database's key.
+    cursors: ChangeCursors,
 }
 
 /// SQLite: pages of write-ahead log past which a checkpoint makes the log start over.
@@ -195,6 +198,16 @@ pub async fn migrate(db: &DatabaseConnection) -> Result<()> {
     Ok(migrated?)
 }
 
+/// The key of the database's change cursors (written by its first migration).
+pub async fn cursor_key(db: &DatabaseConnection) -> Result<ChangeCursors> {
+    use sea_orm::EntityTrait;
+    let key = entity::server_key::Entity::find_by_id(1)
+        .one(db)
+        .await?
+        .ok_or_else(|| Error::Internal("the database has no cursor key".into()))?;
+    ChangeCursors::new(&key.cursor_key)
+}
+
 /// An error of a statement run on sqlx directly, told apart as [`Error::from`] tells
 /// SeaORM's: connection failures are [`Error::Unavailable`].
 fn from_sqlx(err: sea_orm::sqlx::Error) -> Error {
@@ -218,7 +231,12 @@ impl Store {
     /// A store on a migrated database, publishing to `broker`.
     ///
     /// Starts the writer task, which ends when the last handle is dropped.
-    pub fn new(db: DatabaseConnection, broker: Broker, limits: Limits) -> Self {
+    pub fn new(
+        db: DatabaseConnection,
+        broker: Broker,
+        limits: Limits,
+        cursors: ChangeCursors,
+    ) -> Self {
         let lock = Arc::new(Mutex::new(()));
         let limits = Arc::new(limits);
         let (queue, jobs) = mpsc::channel(limits.write_queue.max(1));
@@ -262,7 +280,13 @@ impl Store {
             queue,
             broker,
             limits,
+            cursors,
         }
+    }
+
+    /// Change cursors of this database.
+    pub fn cursors(&self) -> &ChangeCursors {
+        &self.cursors
     }
 
     /// Whether the writer task is taking writes (for readiness).

@@ -164,7 +164,7 @@ impl Store {
             has_next_page,
             has_previous_page,
             total_count,
-            change_cursor: cursor::encode_change(head),
+            change_cursor: self.cursors().encode(head),
         })
     }
 }

@@ -279,3 +279,55 @@ async fn data_nested_deeper_than_the_limit_is_refused_and_what_is_accepted_reads
         .unwrap();
     assert_eq!(list["items"][0]["data"], nested(32));
 }
+
+/// Every change in `collection` after `after`, as `changes` answers on `app`.
+async fn changes_after(app: &TestApp, after: &str, collection: &str) -> Vec<serde_json::Value> {
+    let d = app
+        .data(
+            "query($a: String, $c: String) { changes(after: $a, collection: $c, first: 500) { nodes { cursor record { data } } } }",
+            json!({"a": after, "c": collection}),
+        )
+        .await;
+    d["changes"]["nodes"].as_array().unwrap().clone()
+}
+
+#[tokio::test]
+async fn change_cursors_say_nothing_yet_work_on_another_instance_and_after_a_restart() {
+    use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+    let db = super::helpers::TestDb::fresh().await;
+    let app = super::helpers::spawn_on(db.clone(), |_| {}).await;
+    app.create("a", json!({"n": 0})).await;
+    let before = app.head_cursor().await;
+    for n in 0..20 {
+        app.create("b", json!({"n": n})).await;
+    }
+    let after = app.head_cursor().await;
+    // Neither cursor shows a position, and twenty writes later nothing in it is alike.
+    for c in [&before, &after] {
+        let bytes = URL_SAFE_NO_PAD.decode(c).expect("base64url");
+        assert_eq!(bytes.len(), 16, "{c}");
+        assert!(!String::from_utf8_lossy(&bytes).contains("chg"), "{c}");
+    }
+    assert_ne!(before[..6], after[..6]);
+    // Another instance on the same database reads them.
+    let other = super::helpers::spawn_on(db.clone(), |_| {}).await;
+    assert_eq!(changes_after(&other, &before, "b").await.len(), 20);
+    assert_eq!(changes_after(&other, &after, "b").await.len(), 0);
+    drop(other);
+    // So does the server after a restart.
+    let db = app.stop().await;
+    let app = super::helpers::spawn_on(db, |_| {}).await;
+    let replayed = changes_after(&app, &before, "b").await;
+    assert_eq!(replayed.len(), 20);
+    assert_eq!(replayed[19]["cursor"], json!(after));
+    // A cursor that was not issued is refused.
+    let mut forged = URL_SAFE_NO_PAD.decode(&after).unwrap();
+    forged[0] ^= 1;
+    let resp = app
+        .gql(
+            "query($a: String) { changes(after: $a) { nodes { cursor } } }",
+            json!({"a": URL_SAFE_NO_PAD.encode(forged)}),
+        )
+        .await;
+    assert_eq!(super::helpers::error_code(&resp), "BAD_USER_INPUT", "{resp}");
+}

@@ -407,17 +407,18 @@ pub(super) fn graphql_cases(seed: &Seed, limits: &Limits) -> Vec<(String, Gql)> 
         json!({"c": b64(&format!("rec:i::{}", uuid::Uuid::max()))}),
         Answers(some_page()),
     );
-    for seq in [i64::MAX, 1 << 53] {
+    // Readable cursors of an earlier version: the client reloads, as after pruning.
+    for seq in [0, i64::MAX, 1 << 53] {
         let c = b64(&format!("chg:{seq}"));
         add(
             "query($c: String) { changes(after: $c) { nodes { cursor } } }".into(),
             json!({"c": c}),
-            Failed(BAD),
+            Failed("CURSOR_EXPIRED"),
         );
         add(
             "subscription($c: String) { recordChanged(after: $c) { cursor } }".into(),
             json!({"c": c}),
-            Failed(BAD),
+            Failed("CURSOR_EXPIRED"),
         );
     }
     add(

@@ -480,7 +480,6 @@ pub(super) fn rest_cases(seed: &Seed, limits: &Limits) -> Vec<Case> {
     for id in [
         b"garbage".to_vec(),
         b64("chg:-1").into_bytes(),
-        b64(&format!("chg:{}", i64::MAX)).into_bytes(),
         seed.created_cursor.clone().into_bytes(),
         b"' OR 1=1 --".to_vec(),
         "x".repeat(8_000).into_bytes(),
