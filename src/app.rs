@@ -79,6 +79,7 @@ impl App {
             default_page_size: config.default_page_size,
             max_page_size: config.max_page_size,
             catch_up_batch: config.catch_up_batch,
+            catch_up_bytes: config.catch_up_bytes,
             write_batch: usize::from(config.write_batch),
             write_queue: config.write_queue,
         };
@@ -108,6 +109,7 @@ impl App {
                     init_timeout: config.ws_init_timeout,
                     max_subscriptions: config.ws_max_subscriptions,
                     send_queue: config.ws_send_queue,
+                    send_queue_bytes: config.ws_send_queue_bytes,
                     keep_alive: config.keep_alive,
                     dead_timeout: config.ws_dead_timeout,
                     max_messages_per_second: config.ws_max_messages_per_second,

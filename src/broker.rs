@@ -90,6 +90,16 @@ impl Broker {
         metrics::gauge!(crate::metrics::CHANGE_LOG_HEAD).set(*head as f64);
     }
 
+    /// Moves the head to `seq` without publishing, past a change-log row that could not
+    /// be decoded; live subscribers then find a gap and catch up from the log, which
+    /// leaves that row out too.
+    pub fn advance(&self, seq: i64) {
+        let mut head = self.inner.head.lock().unwrap_or_else(|e| e.into_inner());
+        if seq > *head {
+            *head = seq;
+        }
+    }
+
     /// Marks what was published as possibly behind the log: the publisher must resync
     /// from the log before it publishes again.
     pub fn mark_unsynced(&self) {

@@ -122,14 +122,27 @@ pub struct Config {
     )]
     pub max_query_depth: usize,
 
-    /// Largest GraphQL query complexity accepted (each field counts one).
+    /// Largest GraphQL query complexity accepted; more is `LIMIT_EXCEEDED`. Each field
+    /// counts one, and a page (`records`, `changes`) counts what it selects once per
+    /// record it may hold (`first` or `last`, else 50), so aliases of large pages add
+    /// up: one page of 500 selecting 10 fields costs 5,001.
     #[arg(
         long,
         env = "RECORDSYNC_MAX_QUERY_COMPLEXITY",
-        default_value_t = 1000,
+        default_value_t = 10_000,
         global = true
     )]
     pub max_query_complexity: usize,
+
+    /// Most fields a GraphQL document may select once its fragments are expanded; more
+    /// is `LIMIT_EXCEEDED` (fragments spreading each other grow exponentially).
+    #[arg(
+        long,
+        env = "RECORDSYNC_MAX_QUERY_FIELDS",
+        default_value_t = 1000,
+        global = true
+    )]
+    pub max_query_fields: usize,
 
     /// How long changes stay in the change log. A cursor older than this gets
     /// `CURSOR_EXPIRED`. Accepts `7d`, `12h`, `30m`, `10s`.
@@ -150,10 +163,8 @@ pub struct Config {
     )]
     pub live_buffer: usize,
 
-    /// Changes read from the log per query while a subscriber replays or catches up.
-    /// A catching-up subscription holds at most two batches in memory (the one it sends
-    /// and the next, read meanwhile), so its worst case is twice this times
-    /// `--max-data-bytes`.
+    /// Most changes read from the log per query while a subscriber replays or catches
+    /// up (see `--catch-up-bytes`, which usually ends a batch first for large records).
     #[arg(
         long,
         env = "RECORDSYNC_CATCH_UP_BATCH",
@@ -161,6 +172,19 @@ pub struct Config {
         global = true
     )]
     pub catch_up_batch: u32,
+
+    /// Bytes of changes read from the log per query while a subscriber replays: a batch
+    /// ends at the first change that reaches this (it always holds one). Changes are
+    /// kept as their JSON text, and a catching-up subscription holds at most two
+    /// batches (the one it sends and the next, read meanwhile), so it holds at most
+    /// 2 × (this + `--max-data-bytes`).
+    #[arg(
+        long,
+        env = "RECORDSYNC_CATCH_UP_BYTES",
+        default_value_t = 256 * 1024,
+        global = true
+    )]
+    pub catch_up_bytes: usize,
 
     /// Most writes committed in one transaction (1 to 2048). Writes that arrive while a
     /// transaction commits wait and then commit together (group commit); each is still
@@ -246,6 +270,28 @@ pub struct Config {
         global = true
     )]
     pub ws_send_queue: usize,
+
+    /// Bytes of outgoing messages queued per WebSocket connection; past it, its
+    /// operations wait as they do for `--ws-send-queue` (one message larger than this
+    /// still goes, alone).
+    #[arg(
+        long,
+        env = "RECORDSYNC_WS_SEND_QUEUE_BYTES",
+        default_value_t = 1024 * 1024,
+        global = true
+    )]
+    pub ws_send_queue_bytes: usize,
+
+    /// Most bytes of record data one GraphQL answer may carry; past it the answer is
+    /// `RESPONSE_TOO_LARGE`. Each `data` field is counted as its JSON text before it
+    /// is built, so an over-large answer is never built.
+    #[arg(
+        long,
+        env = "RECORDSYNC_MAX_RESPONSE_BYTES",
+        default_value_t = 16 * 1024 * 1024,
+        global = true
+    )]
+    pub max_response_bytes: usize,
 
     /// Require a JWT signed with this HS256 shared secret on every request. Without
     /// this or `--jwt-public-key-file`, authentication is off (local use only).
@@ -445,8 +491,12 @@ impl Config {
             ("--max-page-size", self.max_page_size as usize),
             ("--max-query-depth", self.max_query_depth),
             ("--max-query-complexity", self.max_query_complexity),
+            ("--max-query-fields", self.max_query_fields),
             ("--live-buffer", self.live_buffer),
             ("--catch-up-batch", self.catch_up_batch as usize),
+            ("--catch-up-bytes", self.catch_up_bytes),
+            ("--ws-send-queue-bytes", self.ws_send_queue_bytes),
+            ("--max-response-bytes", self.max_response_bytes),
             ("--write-queue", self.write_queue),
             ("--ws-max-message-bytes", self.ws_max_message_bytes),
             ("--ws-read-buffer-bytes", self.ws_read_buffer_bytes),

@@ -70,6 +70,12 @@ pub enum Error {
     /// The request body is over `--max-body-bytes`. Code `PAYLOAD_TOO_LARGE`, 413.
     #[error("request body is over the limit of {0} bytes")]
     PayloadTooLarge(usize),
+    /// The answer would carry more record data than `--max-response-bytes`. Code
+    /// `RESPONSE_TOO_LARGE`, 413: ask for smaller pages or fewer fields.
+    #[error(
+        "the answer would carry more than {0} bytes of record data; ask for smaller pages or fewer aliases"
+    )]
+    ResponseTooLarge(usize),
     /// The body's media type is not one this endpoint reads. Code
     /// `UNSUPPORTED_MEDIA_TYPE`, 415.
     #[error("{0}")]
@@ -123,6 +129,7 @@ impl Error {
             Self::Unavailable(_) => "SERVICE_UNAVAILABLE",
             Self::NotAcceptable(_) => "NOT_ACCEPTABLE",
             Self::PayloadTooLarge(_) => "PAYLOAD_TOO_LARGE",
+            Self::ResponseTooLarge(_) => "RESPONSE_TOO_LARGE",
             Self::UnsupportedMediaType(_) => "UNSUPPORTED_MEDIA_TYPE",
             Self::TooManySubscriptions(_) => "TOO_MANY_SUBSCRIPTIONS",
             Self::TooManyConnections(_) => "TOO_MANY_CONNECTIONS",
@@ -140,7 +147,7 @@ impl Error {
             Self::AlreadyExists(_) => StatusCode::CONFLICT,
             Self::CursorExpired => StatusCode::GONE,
             Self::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
-            Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::PayloadTooLarge(_) | Self::ResponseTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::TooManySubscriptions(_) | Self::TooManyConnections(_) => {
                 StatusCode::TOO_MANY_REQUESTS

@@ -30,6 +30,8 @@ pub const EVENTS_PUBLISHED: &str = "recordsync_events_published_total";
 pub const EVENTS_DELIVERED: &str = "recordsync_events_delivered_total";
 /// Seconds from a mutation's start to its commit, by `kind`.
 pub const MUTATION_SECONDS: &str = "recordsync_mutation_duration_seconds";
+/// Database rows left out of a read because they could not be decoded, by `table`.
+pub const UNDECODABLE_ROWS: &str = "recordsync_undecodable_rows_total";
 /// Seconds from a change's commit to its delivery to a subscription.
 pub const DELIVERY_SECONDS: &str = "recordsync_delivery_latency_seconds";
 

@@ -7,13 +7,13 @@
 //! This module is a leaf: it depends on the entities, the cursor encoding and the error
 //! type only, so the store, the broker, the service and the transports can all use it.
 
-use std::{fmt, str::FromStr};
+use std::{fmt, str::FromStr, sync::Arc};
 
-use async_graphql::{Enum, Json, SimpleObject};
+use async_graphql::{ComplexObject, Context, Enum, ErrorExtensions, Json, SimpleObject};
 use chrono::{DateTime, Utc};
-use entity::{record, record_change};
+use entity::record;
 use serde::{Serialize, Serializer};
-use serde_json::Value;
+use serde_json::{Value, value::RawValue};
 use uuid::Uuid;
 
 use crate::{
@@ -21,8 +21,106 @@ use crate::{
     error::{Error, Result},
 };
 
-/// A committed change, as the change log holds it.
-pub type Change = record_change::Model;
+/// A committed change, as it is kept in memory: the data stays the JSON text it was
+/// written as, so a change costs what its text does wherever it waits (the broker's
+/// buffer, a subscription's catch-up batch), and every subscriber shares one copy.
+#[derive(Clone, Debug)]
+pub struct Change {
+    /// Position in the log.
+    pub seq: i64,
+    /// The record that changed.
+    pub record_id: Uuid,
+    /// The record's collection.
+    pub collection: String,
+    /// What happened.
+    pub kind: ChangeKind,
+    /// The record's version after the change (for a delete: its last version).
+    pub version: i32,
+    /// The record's data after the change (for a delete: its last data).
+    pub data: Data,
+    /// The record's creation time.
+    pub record_created_at: DateTime<Utc>,
+    /// The record's `updated_at` after the change.
+    pub record_updated_at: DateTime<Utc>,
+    /// When the change was committed.
+    pub changed_at: DateTime<Utc>,
+}
+
+impl Change {
+    /// Bytes this change holds (what byte budgets count).
+    pub fn size(&self) -> usize {
+        self.data.len() + self.collection.len() + std::mem::size_of::<Self>()
+    }
+}
+
+/// A record's `data` as JSON text: written into REST and SSE answers as it is, parsed
+/// only where GraphQL needs the tree. Cheap to clone.
+#[derive(Clone)]
+pub struct Data(Arc<RawValue>);
+
+impl Data {
+    /// The text of `value`.
+    pub fn from_value(value: &Value) -> Self {
+        // Serializing a `Value` cannot fail: its keys are strings.
+        let raw = serde_json::value::to_raw_value(value)
+            .unwrap_or_else(|_| RawValue::from_string("null".into()).expect("valid JSON"));
+        Self(Arc::from(raw))
+    }
+
+    /// Text read from the database, checked to be one JSON value (at any depth: the
+    /// check does not recurse).
+    pub fn from_text(text: String) -> Result<Self> {
+        RawValue::from_string(text)
+            .map(|raw| Self(Arc::from(raw)))
+            .map_err(|e| Error::Internal(format!("stored data is not JSON: {e}")))
+    }
+
+    /// The JSON text.
+    pub fn text(&self) -> &str {
+        self.0.get()
+    }
+
+    /// Length of the text in bytes.
+    pub fn len(&self) -> usize {
+        self.0.get().len()
+    }
+
+    /// Whether the text is empty (never, for valid JSON).
+    pub fn is_empty(&self) -> bool {
+        self.0.get().is_empty()
+    }
+
+    /// The parsed tree, at whatever depth it was stored: rows written before
+    /// `--max-data-depth` existed may nest deeper than serde_json's default limit, and
+    /// they must still read back.
+    pub fn parse(&self) -> Result<Value> {
+        parse_unbounded(self.text())
+    }
+}
+
+/// Parses JSON text without serde_json's recursion limit (stored data only: what
+/// clients send is parsed with the limit and checked against `--max-data-depth`).
+pub fn parse_unbounded(text: &str) -> Result<Value> {
+    use serde::Deserialize;
+    let mut de = serde_json::Deserializer::from_str(text);
+    de.disable_recursion_limit();
+    let value = Value::deserialize(&mut de)
+        .and_then(|v| de.end().map(|()| v))
+        .map_err(|e| Error::Internal(format!("stored data is not JSON: {e}")))?;
+    Ok(value)
+}
+
+impl fmt::Debug for Data {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Data({} bytes)", self.len())
+    }
+}
+
+impl Serialize for Data {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        self.0.serialize(s)
+    }
+}
 
 /// What happened to a record.
 #[derive(Enum, Serialize, Copy, Clone, Eq, PartialEq, Hash, Debug)]
@@ -76,6 +174,7 @@ fn rfc3339<S: Serializer>(at: &DateTime<Utc>, s: S) -> std::result::Result<S::Ok
 
 /// A record: a JSON object in a collection.
 #[derive(SimpleObject, Serialize, Clone, Debug)]
+#[graphql(complex)]
 #[serde(rename_all = "camelCase")]
 pub struct Record {
     /// The record's id.
@@ -83,7 +182,8 @@ pub struct Record {
     /// The collection it belongs to.
     pub collection: String,
     /// The record's content (a JSON object).
-    pub data: Json<Value>,
+    #[graphql(skip)]
+    pub data: Data,
     /// Starts at 1, +1 on every change. Pass it as `expectedVersion` to update safely.
     pub version: i32,
     /// When it was created.
@@ -94,12 +194,25 @@ pub struct Record {
     pub updated_at: DateTime<Utc>,
 }
 
+#[ComplexObject]
+impl Record {
+    /// The record's content (a JSON object).
+    async fn data(&self, ctx: &Context<'_>) -> async_graphql::Result<Json<Value>> {
+        if let Some(budget) = ctx.data_opt::<ResponseBudget>() {
+            budget.charge(self.data.len()).map_err(|e| e.extend())?;
+        }
+        // A subscription's event (no budget) carries one record, at most
+        // `--max-data-bytes`.
+        Ok(Json(self.data.parse().map_err(|e| e.extend())?))
+    }
+}
+
 impl From<record::Model> for Record {
     fn from(m: record::Model) -> Self {
         Self {
             id: m.id,
             collection: m.collection,
-            data: Json(m.data),
+            data: Data::from_value(&m.data),
             version: m.version,
             created_at: m.created_at,
             updated_at: m.updated_at,
@@ -127,16 +240,45 @@ impl RecordChange {
     pub fn new(c: &Change, cursors: &ChangeCursors) -> Result<Self> {
         Ok(Self {
             cursor: cursors.encode(c.seq),
-            kind: c.kind.parse()?,
+            kind: c.kind,
             record: Record {
                 id: c.record_id,
                 collection: c.collection.clone(),
-                data: Json(c.data.clone()),
+                data: c.data.clone(),
                 version: c.version,
                 created_at: c.record_created_at,
                 updated_at: c.record_updated_at,
             },
             changed_at: c.changed_at,
         })
+    }
+}
+
+/// How many bytes of record data one GraphQL answer may still carry
+/// (`--max-response-bytes`). Every `data` field charges its text before it is parsed,
+/// so an answer over the bound stops growing at the first field past it.
+#[derive(Debug)]
+pub struct ResponseBudget {
+    limit: usize,
+    used: std::sync::atomic::AtomicUsize,
+}
+
+impl ResponseBudget {
+    /// A budget of `limit` bytes.
+    pub fn new(limit: usize) -> Self {
+        Self {
+            limit,
+            used: Default::default(),
+        }
+    }
+
+    /// Takes `bytes` from the budget, or `RESPONSE_TOO_LARGE` once it is spent.
+    pub fn charge(&self, bytes: usize) -> Result<()> {
+        use std::sync::atomic::Ordering;
+        let before = self.used.fetch_add(bytes, Ordering::Relaxed);
+        if before.saturating_add(bytes) > self.limit {
+            return Err(Error::ResponseTooLarge(self.limit));
+        }
+        Ok(())
     }
 }

@@ -4,25 +4,45 @@
 use std::{collections::HashMap, sync::Arc};
 
 use async_graphql::{
-    ErrorExtensions, Request, ServerResult, Variables,
+    ErrorExtensions, Request, ServerError, ServerResult, ValidationResult, Variables,
     extensions::{
         Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextPrepareRequest,
+        NextValidation,
     },
-    parser::types::{ExecutableDocument, Selection, SelectionSet},
+    parser::types::{ExecutableDocument, OperationType, Selection, SelectionSet},
 };
 
-/// Refuses documents with more than `.0` aliased fields or more than `.1` fields once
-/// fragments are expanded (`LIMIT_EXCEEDED`: fragments spreading each other twice grow
-/// exponentially), and subscriptions with more than one root field.
-pub struct DocumentLimits(pub usize, pub usize);
+use crate::model::ResponseBudget;
+
+/// Refuses documents with more than `aliases` aliased fields or more than `fields`
+/// fields once fragments are expanded (`LIMIT_EXCEEDED`: fragments spreading each other
+/// twice grow exponentially), and subscriptions with more than one root field; gives
+/// every query and mutation a [`ResponseBudget`] of `response_bytes`.
+#[derive(Clone, Copy)]
+pub struct DocumentLimits {
+    /// Most aliased fields.
+    pub aliases: usize,
+    /// Most fields once fragments are expanded.
+    pub fields: usize,
+    /// Most complexity (see [`page_complexity`]); more is `LIMIT_EXCEEDED`.
+    pub complexity: usize,
+    /// Most bytes of record data in one answer.
+    pub response_bytes: usize,
+}
 
 impl ExtensionFactory for DocumentLimits {
     fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(AliasLimitExtension(self.0, self.1))
+        Arc::new(AliasLimitExtension(*self))
     }
 }
 
-struct AliasLimitExtension(usize, usize);
+struct AliasLimitExtension(DocumentLimits);
+
+fn limit_exceeded(message: String) -> ServerError {
+    async_graphql::Error::new(message)
+        .extend_with(|_, e| e.set("code", "LIMIT_EXCEEDED"))
+        .into_server_error(Default::default())
+}
 
 #[async_trait::async_trait]
 impl Extension for AliasLimitExtension {
@@ -38,22 +58,44 @@ impl Extension for AliasLimitExtension {
         // Later extensions (persisted queries) may turn a hash into the document.
         let mut request = next.run(ctx, request).await?;
         // Parses once (or takes the persisted document); async-graphql reuses it.
+        let name = request.operation_name.clone();
         let doc = request.parsed_query()?;
         let expanded = expanded_fields(doc);
-        if expanded > self.1 as u64 {
-            let err = async_graphql::Error::new(format!(
+        if expanded > self.0.fields as u64 {
+            return Err(limit_exceeded(format!(
                 "the document is too complex: it selects {expanded} fields once its fragments are expanded; at most {} are allowed",
-                self.1
-            ))
-            .extend_with(|_, e| e.set("code", "LIMIT_EXCEEDED"));
-            return Err(err.into_server_error(Default::default()));
+                self.0.fields
+            )));
         }
         if let Some(message) = several_subscription_roots(doc) {
             let err = async_graphql::Error::new(message)
                 .extend_with(|_, e| e.set("code", "GRAPHQL_VALIDATION_FAILED"));
             return Err(err.into_server_error(Default::default()));
         }
+        // A subscription's events each carry one record, bounded by `--max-data-bytes`;
+        // every other answer is bounded as a whole.
+        let ty = operation_type(doc, name.as_deref());
+        if ty != Some(OperationType::Subscription) {
+            request = request.data(ResponseBudget::new(self.0.response_bytes));
+        }
         Ok(request)
+    }
+
+    /// async-graphql computes the complexity while it validates; a document over the
+    /// limit is refused here with a code (its own check has none).
+    async fn validation(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        next: NextValidation<'_>,
+    ) -> Result<ValidationResult, Vec<ServerError>> {
+        let result = next.run(ctx).await?;
+        if result.complexity > self.0.complexity {
+            return Err(vec![limit_exceeded(format!(
+                "the document is too complex: it costs {} (pages count what they select once per record), at most {} is allowed",
+                result.complexity, self.0.complexity
+            ))]);
+        }
+        Ok(result)
     }
 
     async fn parse_query(
@@ -80,13 +122,11 @@ impl Extension for AliasLimitExtension {
                 .extend_with(|_, e| e.set("code", "METHOD_NOT_ALLOWED"));
             return Err(err.into_server_error(Default::default()));
         }
-        if aliases > self.0 {
-            let err = async_graphql::Error::new(format!(
+        if aliases > self.0.aliases {
+            return Err(limit_exceeded(format!(
                 "the document has {aliases} aliased fields; at most {} are allowed",
-                self.0
-            ))
-            .extend_with(|_, e| e.set("code", "LIMIT_EXCEEDED"));
-            return Err(err.into_server_error(Default::default()));
+                self.0.aliases
+            )));
         }
         Ok(doc)
     }
@@ -100,14 +140,29 @@ pub struct QueriesOnly;
 /// `GET` handler (which answers 405 before anything runs) and the check on documents
 /// from the persisted-query cache.
 pub fn selects_mutation(doc: &ExecutableDocument, operation_name: Option<&str>) -> bool {
-    use async_graphql::parser::types::{DocumentOperations, OperationType};
+    operation_type(doc, operation_name) == Some(OperationType::Mutation)
+}
+
+/// The type of the operation a request named `operation_name` runs in `doc`, if it
+/// names one the document has (or the document has only one).
+fn operation_type(doc: &ExecutableDocument, operation_name: Option<&str>) -> Option<OperationType> {
+    use async_graphql::parser::types::DocumentOperations;
     let op = match (&doc.operations, operation_name) {
         (DocumentOperations::Single(op), _) => Some(op),
         (DocumentOperations::Multiple(ops), Some(name)) => ops.get(name),
         (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => ops.values().next(),
         (DocumentOperations::Multiple(_), None) => None,
     };
-    op.is_some_and(|op| op.node.ty == OperationType::Mutation)
+    op.map(|op| op.node.ty)
+}
+
+/// What a page field costs: one, plus what it selects once per record it may hold
+/// (`first` or `last`; without either, 50, the default page size). A size past 1,000 is
+/// counted as 1,000: it is over any sane `--max-page-size`, and the resolver refuses it
+/// with a clearer `BAD_USER_INPUT`.
+pub fn page_complexity(first: Option<i32>, last: Option<i32>, child_complexity: usize) -> usize {
+    let size = first.or(last).unwrap_or(50).clamp(1, 1_000) as usize;
+    size.saturating_mul(child_complexity).saturating_add(1)
 }
 
 /// The operation name of a `GET` request, for [`QueriesOnly`].
@@ -176,7 +231,6 @@ fn expand(
 
 /// A subscription must select exactly one root field (GraphQL, "Single root field").
 fn several_subscription_roots(doc: &ExecutableDocument) -> Option<String> {
-    use async_graphql::parser::types::OperationType;
     for (_, op) in doc.operations.iter() {
         if op.node.ty != OperationType::Subscription {
             continue;

@@ -20,11 +20,12 @@ impl QueryRoot {
     async fn record(&self, ctx: &Context<'_>, id: Uuid) -> Result<Option<Record>> {
         let service = ctx.data::<Service>()?;
         let record = service.record(super::access(ctx)?, id).await.gql()?;
-        Ok(record.map(Into::into))
+        Ok(record)
     }
 
     /// A page of records (Relay connection; default 50 per page, at most 500).
     #[allow(clippy::too_many_arguments)]
+    #[graphql(complexity = "super::limits::page_complexity(first, last, child_complexity)")]
     async fn records(
         &self,
         ctx: &Context<'_>,
@@ -54,6 +55,7 @@ impl QueryRoot {
 
     /// The change log, oldest first, for clients that poll: pass the previous page's
     /// `changeCursor` as `after`.
+    #[graphql(complexity = "super::limits::page_complexity(first, None, child_complexity)")]
     async fn changes(
         &self,
         ctx: &Context<'_>,

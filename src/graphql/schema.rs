@@ -16,11 +16,12 @@ pub fn build(service: Service, config: &Config) -> AppSchema {
     let mut builder = Schema::build(QueryRoot, MutationRoot, SubscriptionRoot)
         .data(service)
         .limit_depth(config.max_query_depth)
-        .limit_complexity(config.max_query_complexity)
-        .extension(super::limits::DocumentLimits(
-            config.max_aliases,
-            config.max_query_complexity,
-        ))
+        .extension(super::limits::DocumentLimits {
+            aliases: config.max_aliases,
+            fields: config.max_query_fields,
+            complexity: config.max_query_complexity,
+            response_bytes: config.max_response_bytes,
+        })
         .extension(super::metrics::OperationMetrics);
     if config.apq_cache_size > 0 {
         builder = builder.extension(ApolloPersistedQueries::new(LruCacheStorage::new(

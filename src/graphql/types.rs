@@ -46,14 +46,14 @@ impl RecordConnection {
             .iter()
             .map(|(cursor, r)| RecordEdge {
                 cursor: cursor.clone(),
-                node: r.clone().into(),
+                node: r.clone(),
             })
             .collect()
     }
 
     /// The records alone.
     async fn nodes(&self) -> Vec<Record> {
-        self.0.edges.iter().map(|(_, r)| r.clone().into()).collect()
+        self.0.edges.iter().map(|(_, r)| r.clone()).collect()
     }
 
     /// Where this page sits.

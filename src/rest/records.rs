@@ -32,10 +32,11 @@ const JSON: &str = "application/json";
 const MERGE_PATCH: &str = "application/merge-patch+json";
 
 /// A record with its `ETag`.
-fn with_etag(status: StatusCode, record: &entity::record::Model) -> Response {
-    let mut resp = (status, Json(Record::from(record.clone()))).into_response();
-    resp.headers_mut()
-        .insert(header::ETAG, etag(record.version));
+fn with_etag(status: StatusCode, record: impl Into<Record>) -> Response {
+    let record: Record = record.into();
+    let version = record.version;
+    let mut resp = (status, Json(record)).into_response();
+    resp.headers_mut().insert(header::ETAG, etag(version));
     resp
 }
 
@@ -103,7 +104,7 @@ pub async fn list(
     } else {
         None
     };
-    let items: Vec<Record> = page.edges.into_iter().map(|(_, r)| r.into()).collect();
+    let items: Vec<Record> = page.edges.into_iter().map(|(_, r)| r).collect();
     Ok(
         Json(json!({"items": items, "next": next, "changeCursor": page.change_cursor}))
             .into_response(),
@@ -130,7 +131,7 @@ pub async fn get(
             .insert(header::ETAG, etag(record.version));
         return Ok(resp);
     }
-    Ok(with_etag(StatusCode::OK, &record))
+    Ok(with_etag(StatusCode::OK, record))
 }
 
 /// The body of `POST /api/records`.
@@ -155,8 +156,9 @@ pub async fn create(
         .service
         .create(&access, body.id, body.collection, body.data)
         .await?;
-    let mut resp = with_etag(StatusCode::CREATED, &record);
-    if let Ok(location) = HeaderValue::from_str(&format!("/api/records/{}", record.id)) {
+    let location = format!("/api/records/{}", record.id);
+    let mut resp = with_etag(StatusCode::CREATED, record);
+    if let Ok(location) = HeaderValue::from_str(&location) {
         resp.headers_mut().insert(header::LOCATION, location);
     }
     Ok(resp)
@@ -230,7 +232,7 @@ async fn write_with_body<T: serde::de::DeserializeOwned>(
         make(body, expected)
     })
     .await?;
-    Ok(with_etag(StatusCode::OK, &record))
+    Ok(with_etag(StatusCode::OK, record))
 }
 
 /// `DELETE /api/records/{id}`: deletes the record and answers with its last state.

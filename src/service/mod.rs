@@ -32,7 +32,7 @@ use crate::{
     auth::Access,
     broker::Broker,
     error::{Error, Result},
-    model::{Change, ChangeKind},
+    model::{Change, ChangeKind, Record},
     store::{
         Store, Write,
         changes::{ChangeBatch, ChangeFilter},
@@ -78,7 +78,7 @@ impl Service {
     }
 
     /// One record by id, or `None`, also when the caller may not see its collection.
-    pub async fn record(&self, access: &Access, id: Uuid) -> Result<Option<record::Model>> {
+    pub async fn record(&self, access: &Access, id: Uuid) -> Result<Option<Record>> {
         access.check_read()?;
         Ok(self
             .store

@@ -16,7 +16,12 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use super::{Change, ChangeKind, Store};
+use futures_util::TryStreamExt;
+
+use super::{
+    Change, ChangeKind, Store,
+    rows::{self, DecodedChange},
+};
 use crate::{
     broker::Broker,
     error::{Error, Result},
@@ -49,7 +54,7 @@ impl ChangeFilter {
             && self
                 .kinds
                 .as_ref()
-                .is_none_or(|kinds| kinds.iter().any(|k| k.as_str() == change.kind))
+                .is_none_or(|kinds| kinds.contains(&change.kind))
     }
 
     fn condition(&self) -> sea_orm::Condition {
@@ -102,14 +107,30 @@ pub async fn pruned_through(conn: &impl ConnectionTrait) -> Result<i64> {
         .unwrap_or(0))
 }
 
-/// Up to `limit` changes of any collection after `after`, oldest first.
-async fn changes_since(conn: &impl ConnectionTrait, after: i64, limit: u64) -> Result<Vec<Change>> {
-    Ok(record_change::Entity::find()
+/// Up to `limit` rows of any collection after `after`, oldest first: the changes that
+/// decode, and the position of the last row read.
+async fn changes_since(
+    conn: &impl ConnectionTrait,
+    after: i64,
+    limit: u64,
+) -> Result<(Vec<Change>, Option<i64>)> {
+    let rows = rows::changes()
         .filter(Column::Seq.gt(after))
         .order_by_asc(Column::Seq)
         .limit(limit)
+        .into_model::<DecodedChange>()
         .all(conn)
-        .await?)
+        .await?;
+    let last = rows.last().map(|r| r.seq);
+    let changes = rows
+        .into_iter()
+        .filter_map(|r| {
+            r.change
+                .map_err(|e| rows::skipped("record_change", &e))
+                .ok()
+        })
+        .collect();
+    Ok((changes, last))
 }
 
 /// Publishes every change in the log after `broker`'s head, in order, reading `batch`
@@ -120,14 +141,15 @@ pub async fn publish_from_log(
     batch: u64,
 ) -> Result<()> {
     loop {
-        let changes = changes_since(conn, broker.head(), batch).await?;
-        let complete = (changes.len() as u64) < batch;
+        let (changes, last) = changes_since(conn, broker.head(), batch).await?;
+        let Some(last) = last else {
+            return Ok(());
+        };
         for change in changes {
             broker.publish(change);
         }
-        if complete {
-            return Ok(());
-        }
+        // A row left out still moves the head past it.
+        broker.advance(last);
     }
 }
 
@@ -175,19 +197,39 @@ impl Store {
         if after < pruned_through(&txn).await? {
             return Err(Error::CursorExpired);
         }
-        let mut changes = record_change::Entity::find()
+        // Rows are taken one by one until `limit` of them or `--catch-up-bytes` (but
+        // always at least one), so a batch of large records stays small.
+        let budget = self.limits().catch_up_bytes;
+        let mut rows = rows::changes()
             .filter(Column::Seq.gt(after))
             .filter(Column::Seq.lte(upto))
             .filter(filter.condition())
             .order_by_asc(Column::Seq)
             .limit(limit + 1)
-            .all(&txn)
+            .into_model::<DecodedChange>()
+            .stream(&txn)
             .await?;
+        let (mut changes, mut bytes, mut read, mut last) = (Vec::new(), 0usize, 0u64, None);
+        let mut has_more = false;
+        while let Some(row) = rows.try_next().await? {
+            if read == limit || (read > 0 && bytes >= budget) {
+                has_more = true;
+                break;
+            }
+            read += 1;
+            last = Some(row.seq);
+            match row.change {
+                Ok(change) => {
+                    bytes += change.size();
+                    changes.push(change);
+                }
+                Err(err) => rows::skipped("record_change", &err),
+            }
+        }
+        drop(rows);
         txn.commit().await?;
-        let has_more = changes.len() as u64 > limit;
-        changes.truncate(limit as usize);
-        let through = match (has_more, changes.last()) {
-            (true, Some(last)) => last.seq,
+        let through = match (has_more, last) {
+            (true, Some(last)) => last,
             // A zero-sized read considered nothing.
             (true, None) => after,
             (false, _) => upto,

@@ -12,6 +12,8 @@
 //! - [`changes`]: reading and pruning the change log, and publishing it to the broker
 //!   (the PostgreSQL follower and the writer's resync).
 //! - [`patch`]: JSON Merge Patch and the canonical JSON form.
+//! - `rows`: reading rows with their data as text, one row at a time, so that no row
+//!   can break a read.
 //!
 //! # Why sequence order is commit order
 //! A plain auto-increment key is not enough: with concurrent transactions, a later one
@@ -33,6 +35,7 @@
 pub mod changes;
 pub mod patch;
 pub mod records;
+mod rows;
 mod writer;
 
 use std::sync::Arc;
@@ -103,6 +106,8 @@ pub struct Limits {
     pub max_page_size: u32,
     /// Changes read per query while replaying.
     pub catch_up_batch: u32,
+    /// Bytes of changes read per query while replaying (at least one change).
+    pub catch_up_bytes: usize,
     /// Most writes committed in one transaction.
     pub write_batch: usize,
     /// Writes waiting for the writer task before clients wait for room.

@@ -10,10 +10,14 @@ use sea_orm::{
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::{Store, changes, patch};
+use super::{
+    Store, changes, patch,
+    rows::{self, Decoded, RecordRow},
+};
 use crate::{
     cursor::{self, OrderField, RecordKey},
     error::{Error, Result},
+    model::Record,
     validate::{check_no_nul, check_time, validate_collection},
 };
 
@@ -61,7 +65,7 @@ pub struct PageRequest {
 #[derive(Debug, Clone)]
 pub struct Page {
     /// The records with their cursors, in the requested order.
-    pub edges: Vec<(String, record::Model)>,
+    pub edges: Vec<(String, Record)>,
     /// More records follow the last edge.
     pub has_next_page: bool,
     /// More records precede the first edge.
@@ -74,8 +78,13 @@ pub struct Page {
 
 impl Store {
     /// One record, or `None`.
-    pub async fn record(&self, id: Uuid) -> Result<Option<record::Model>> {
-        Ok(record::Entity::find_by_id(id).one(self.db()).await?)
+    pub async fn record(&self, id: Uuid) -> Result<Option<Record>> {
+        let rows = rows::records()
+            .filter(Column::Id.eq(id))
+            .into_model::<Decoded<RecordRow>>()
+            .all(self.db())
+            .await?;
+        Ok(rows::decoded(rows, "record", RecordRow::into_record).pop())
     }
 
     /// A page of records, read in one snapshot together with the change-log position,
@@ -120,16 +129,18 @@ impl Store {
             .filter(base.clone())
             .count(&txn)
             .await?;
-        let mut query = record::Entity::find().filter(bounded);
+        let mut query = rows::records().filter(bounded);
         let order = if scan_asc { Order::Asc } else { Order::Desc };
         if let Some(col) = time_column(field) {
             query = query.order_by(col, order.clone());
         }
-        let mut rows = query
+        let rows = query
             .order_by(Column::Id, order)
             .limit(limit + 1)
+            .into_model::<Decoded<RecordRow>>()
             .all(&txn)
             .await?;
+        let mut rows = rows::decoded(rows, "record", RecordRow::into_record);
         let more = rows.len() as u64 > limit;
         rows.truncate(limit as usize);
         if backward {
@@ -141,7 +152,10 @@ impl Store {
                 let toward = if backward { !asc } else { asc };
                 let beyond = base.add(key_condition(field, key, toward).not());
                 record::Entity::find()
+                    .select_only()
+                    .column(Column::Id)
                     .filter(beyond)
+                    .into_tuple::<Uuid>()
                     .one(&txn)
                     .await?
                     .is_some()
@@ -295,7 +309,7 @@ fn time_column(field: OrderField) -> Option<Column> {
     }
 }
 
-fn record_key(field: OrderField, r: &record::Model) -> RecordKey {
+fn record_key(field: OrderField, r: &Record) -> RecordKey {
     let at = match field {
         OrderField::CreatedAt => Some(r.created_at),
         OrderField::UpdatedAt => Some(r.updated_at),

@@ -50,11 +50,13 @@ use uuid::Uuid;
 use super::{
     Change, ChangeKind, Limits, NOTIFY_CHANNEL, WRITE_LOCK_KEY, Write, changes, check_version,
     patch,
+    rows::{self, DecodedRecord},
 };
 use crate::{
     auth::Access,
     broker::Broker,
     error::{Error, Result},
+    model::Data,
 };
 
 /// First wait before the writer retries a resync that failed; doubles up to
@@ -298,7 +300,8 @@ impl Writer {
         &self,
         txn: &DatabaseTransaction,
         jobs: &[Job],
-    ) -> std::result::Result<(Vec<Result<record::Model>>, Vec<Change>), GroupError> {
+    ) -> std::result::Result<(Vec<Result<record::Model>>, Vec<record_change::Model>), GroupError>
+    {
         let ids: Vec<Uuid> = jobs
             .iter()
             .map(|j| j.id)
@@ -307,19 +310,39 @@ impl Writer {
             .collect();
         // Every record the group touches, as it is now; absent ones are added as `None`
         // when a job first looks.
-        let mut states: HashMap<Uuid, Option<record::Model>> = record::Entity::find()
+        // Read with the data as text and parsed at any depth, each row on its own: a
+        // row that cannot be read fails only the writes to that record.
+        let rows = rows::records()
             .filter(record::Column::Id.is_in(ids))
+            .into_model::<DecodedRecord>()
             .all(txn)
             .await
-            .map_err(|e| GroupError::Setup(e.into()))?
-            .into_iter()
-            .map(|found| (found.id, Some(found)))
-            .collect();
+            .map_err(|e| GroupError::Setup(e.into()))?;
+        let mut states: HashMap<Uuid, Option<record::Model>> = HashMap::new();
+        let mut unreadable = HashSet::new();
+        for row in rows {
+            match row.record {
+                Ok(found) => {
+                    states.insert(row.id, Some(found));
+                }
+                Err(err) => {
+                    rows::skipped("record", &err);
+                    unreadable.insert(row.id);
+                }
+            }
+        }
 
         let mut outcomes = Vec::with_capacity(jobs.len());
         let mut pending = Vec::with_capacity(jobs.len());
         let (mut touched, mut seen) = (Vec::new(), HashSet::new());
         for job in jobs {
+            if unreadable.contains(&job.id) {
+                outcomes.push(Err(Error::Internal(format!(
+                    "record {} cannot be read from the database",
+                    job.id
+                ))));
+                continue;
+            }
             let at = super::now();
             let state = states.entry(job.id).or_default();
             match self.decide(job, state.as_ref(), at) {
@@ -442,8 +465,8 @@ fn change_row(
     kind: ChangeKind,
     state: &record::Model,
     at: chrono::DateTime<chrono::Utc>,
-) -> Change {
-    Change {
+) -> record_change::Model {
+    record_change::Model {
         seq: 0,
         record_id: state.id,
         collection: state.collection.clone(),
@@ -462,10 +485,10 @@ fn change_row(
 /// gives each row its number.
 async fn insert_changes(
     txn: &DatabaseTransaction,
-    mut pending: Vec<Change>,
+    pending: Vec<record_change::Model>,
 ) -> Result<Vec<Change>> {
     if pending.is_empty() {
-        return Ok(pending);
+        return Ok(Vec::new());
     }
     let rows = pending.iter().map(|c| record_change::ActiveModel {
         seq: Default::default(),
@@ -489,10 +512,27 @@ async fn insert_changes(
         )));
     }
     seqs.sort_unstable();
-    for (change, seq) in pending.iter_mut().zip(seqs) {
-        change.seq = seq;
-    }
-    Ok(pending)
+    // From here on a change is kept as its text, serialized once for every subscriber.
+    Ok(pending
+        .into_iter()
+        .zip(seqs)
+        .map(|(c, seq)| Change {
+            seq,
+            record_id: c.record_id,
+            kind: kind_of(&c.kind),
+            collection: c.collection,
+            version: c.version,
+            data: Data::from_value(&c.data),
+            record_created_at: c.record_created_at,
+            record_updated_at: c.record_updated_at,
+            changed_at: c.changed_at,
+        })
+        .collect())
+}
+
+/// The kind a staged row was given (always one of the three).
+fn kind_of(name: &str) -> ChangeKind {
+    name.parse().unwrap_or(ChangeKind::Updated)
 }
 
 /// The error the other writes of a failed group get: the same code, the same message

@@ -329,5 +329,9 @@ async fn change_cursors_say_nothing_yet_work_on_another_instance_and_after_a_res
             json!({"a": URL_SAFE_NO_PAD.encode(forged)}),
         )
         .await;
-    assert_eq!(super::helpers::error_code(&resp), "BAD_USER_INPUT", "{resp}");
+    assert_eq!(
+        super::helpers::error_code(&resp),
+        "BAD_USER_INPUT",
+        "{resp}"
+    );
 }

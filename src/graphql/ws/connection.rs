@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 use super::{
     admission::TokenBucket,
     legacy,
+    outbox::{Queued, outbox},
     protocol::Protocol,
     session::{Close, Connection, WsLimits},
     transport,
@@ -52,7 +53,7 @@ pub(super) async fn serve(
     shutdown: CancellationToken,
 ) {
     let (sink, mut incoming) = socket.split();
-    let (out, queue) = mpsc::channel::<Message>(limits.send_queue.max(1));
+    let (out, queue) = outbox(limits.send_queue, limits.send_queue_bytes);
     // Closing takes a channel of its own, so a close frame never waits behind queued
     // messages (which a client that does not read may never take).
     let (close, closing) = oneshot::channel::<(CloseFrame, bool)>();
@@ -173,7 +174,7 @@ const CLOSE_ANSWER_WAIT: Duration = Duration::from_secs(1);
 /// write to the socket instead of one per message.
 async fn write_loop(
     mut sink: SplitSink<WebSocket, Message>,
-    mut queue: mpsc::Receiver<Message>,
+    mut queue: mpsc::Receiver<Queued>,
     mut closing: oneshot::Receiver<(CloseFrame, bool)>,
 ) {
     let mut batch = Vec::with_capacity(WRITE_BATCH);
@@ -187,8 +188,8 @@ async fn write_loop(
             return;
         }
         let write = async {
-            for msg in batch.drain(..) {
-                sink.feed(msg).await?;
+            for queued in batch.drain(..) {
+                sink.feed(queued.msg).await?;
             }
             sink.flush().await
         };
@@ -207,8 +208,8 @@ async fn write_loop(
     if let Some((frame, drain)) = frame {
         if drain {
             let _ = tokio::time::timeout(DRAIN_WAIT, async {
-                while let Ok(msg) = queue.try_recv() {
-                    if sink.feed(msg).await.is_err() {
+                while let Ok(queued) = queue.try_recv() {
+                    if sink.feed(queued.msg).await.is_err() {
                         return;
                     }
                 }

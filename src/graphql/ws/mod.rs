@@ -5,6 +5,7 @@
 //! - [`connection`]: one connection's loop: reading, the bounded send queue, timers,
 //!   and the dispatch of each message to its protocol.
 //! - [`session`]: one connection's state, which the protocols' handlers work on.
+//! - [`outbox`]: the send queue, bounded in messages and in bytes.
 //! - [`protocol`]: the subprotocols and the messages the server sends in each.
 //! - [`operations`]: the operations a connection runs, each in its own task.
 //! - [`admission`]: connections in total and per address, and the message rate.
@@ -24,6 +25,7 @@ pub mod admission;
 pub mod connection;
 pub mod legacy;
 pub mod operations;
+pub mod outbox;
 pub mod protocol;
 pub mod session;
 pub mod transport;

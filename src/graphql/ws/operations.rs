@@ -4,15 +4,14 @@
 use std::{collections::HashMap, panic::AssertUnwindSafe};
 
 use async_graphql::Response;
-use axum::extract::ws::Message;
 use futures_util::{FutureExt, Stream, StreamExt};
 use serde_json::{Value, json};
-use tokio::{
-    sync::mpsc,
-    task::{AbortHandle, JoinSet},
-};
+use tokio::task::{AbortHandle, JoinSet};
 
-use super::protocol::{Protocol, text};
+use super::{
+    outbox::Outbox,
+    protocol::{Protocol, text},
+};
 use crate::graphql::response::is_request_error;
 
 /// Running operations by id, with a generation so a finished task cannot remove a newer
@@ -81,7 +80,7 @@ impl Operations {
         &mut self,
         id: String,
         protocol: Protocol,
-        out: mpsc::Sender<Message>,
+        out: Outbox,
         results: impl Stream<Item = Response> + Send + 'static,
     ) {
         self.generation += 1;
@@ -120,7 +119,7 @@ impl Operations {
 pub(super) async fn run(
     id: &str,
     protocol: Protocol,
-    out: &mpsc::Sender<Message>,
+    out: &Outbox,
     results: impl Stream<Item = Response> + Send,
 ) {
     let sent = AssertUnwindSafe(send_results(id, protocol, out, results))
@@ -137,7 +136,7 @@ pub(super) async fn run(
 async fn send_results(
     id: &str,
     protocol: Protocol,
-    out: &mpsc::Sender<Message>,
+    out: &Outbox,
     results: impl Stream<Item = Response> + Send,
 ) {
     let mut results = std::pin::pin!(results);
@@ -160,6 +159,8 @@ async fn send_results(
 
 #[cfg(test)]
 mod tests {
+    use axum::extract::ws::Message;
+
     use super::*;
 
     fn json_of(msg: Message) -> Value {
@@ -172,7 +173,7 @@ mod tests {
     #[tokio::test]
     async fn an_operation_that_panics_gets_an_error_for_its_id() {
         for protocol in [Protocol::Transport, Protocol::Legacy] {
-            let (out, mut sent) = mpsc::channel(8);
+            let (out, mut sent) = super::super::outbox::outbox(8, 1 << 20);
             let results =
                 futures_util::stream::once(async { Response::new(async_graphql::Value::Null) })
                     .chain(futures_util::stream::poll_fn(
@@ -180,9 +181,9 @@ mod tests {
                     ));
             run("op-1", protocol, &out, results).await;
             drop(out);
-            let first = json_of(sent.recv().await.unwrap());
+            let first = json_of(sent.recv().await.unwrap().msg);
             assert_eq!(first["id"], "op-1");
-            let last = json_of(sent.recv().await.unwrap());
+            let last = json_of(sent.recv().await.unwrap().msg);
             assert_eq!(last["type"], "error", "{last}");
             assert_eq!(last["id"], "op-1");
             assert_eq!(

@@ -6,10 +6,10 @@ use std::time::Duration;
 use async_graphql::Request;
 use axum::extract::ws::Message;
 use serde_json::{Value, json};
-use tokio::sync::mpsc;
 
 use super::{
     operations::Operations,
+    outbox::Outbox,
     protocol::{Protocol, text},
 };
 use crate::{
@@ -26,6 +26,8 @@ pub struct WsLimits {
     pub max_subscriptions: usize,
     /// Outgoing messages queued before operations wait.
     pub send_queue: usize,
+    /// Outgoing bytes queued before operations wait.
+    pub send_queue_bytes: usize,
     /// How often the server pings (and, on the legacy protocol, sends `ka`).
     pub keep_alive: Duration,
     /// Silence after which the client is taken for dead.
@@ -57,7 +59,7 @@ pub struct Connection {
     pub(super) protocol: Protocol,
     schema: AppSchema,
     pub(super) limits: WsLimits,
-    pub(super) out: mpsc::Sender<Message>,
+    pub(super) out: Outbox,
     pub(super) init_received: bool,
     pub(super) acknowledged: bool,
     /// Checks the credential of `connection_init` (or of the upgrade request).
@@ -81,7 +83,7 @@ impl Connection {
         protocol: Protocol,
         schema: AppSchema,
         limits: WsLimits,
-        out: mpsc::Sender<Message>,
+        out: Outbox,
         auth: Authenticator,
         header_credential: Option<String>,
         shutdown: tokio_util::sync::CancellationToken,
