@@ -75,6 +75,12 @@ impl Data {
             .map_err(|e| Error::Internal(format!("stored data is not JSON: {e}")))
     }
 
+    /// The same value in the form the server writes everywhere: compact, keys sorted.
+    /// (PostgreSQL gives `jsonb` back with spaces and its own key order.)
+    pub fn canonical(&self) -> Result<Self> {
+        Ok(Self::from_value(&self.parse()?))
+    }
+
     /// The JSON text.
     pub fn text(&self) -> &str {
         self.0.get()

@@ -15,7 +15,6 @@ use axum::{
 };
 use futures_util::StreamExt;
 use serde::Deserialize;
-use serde_json::json;
 
 use super::{RestState, parse_limit, query_params};
 use crate::{
@@ -56,11 +55,19 @@ pub async fn list(
         .iter()
         .map(|c| RecordChange::new(c, cursors))
         .collect::<Result<Vec<_>>>()?;
-    Ok(Json(json!({
-        "items": items,
-        "next": cursors.encode(batch.through),
-        "hasMore": batch.has_more,
-    }))
+    // A typed body: `json!` would turn each record's data text back into a tree.
+    #[derive(serde::Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Body {
+        items: Vec<RecordChange>,
+        next: String,
+        has_more: bool,
+    }
+    Ok(Json(Body {
+        items,
+        next: cursors.encode(batch.through),
+        has_more: batch.has_more,
+    })
     .into_response())
 }
 

@@ -13,7 +13,7 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 use uuid::Uuid;
 
 use super::{
@@ -104,11 +104,21 @@ pub async fn list(
     } else {
         None
     };
-    let items: Vec<Record> = page.edges.into_iter().map(|(_, r)| r).collect();
-    Ok(
-        Json(json!({"items": items, "next": next, "changeCursor": page.change_cursor}))
-            .into_response(),
-    )
+    // A typed body: `json!` would turn each record's data text back into a tree.
+    #[derive(serde::Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Body {
+        items: Vec<Record>,
+        next: Option<String>,
+        change_cursor: String,
+    }
+    let items = page.edges.into_iter().map(|(_, r)| r).collect();
+    Ok(Json(Body {
+        items,
+        next,
+        change_cursor: page.change_cursor,
+    })
+    .into_response())
 }
 
 /// `GET /api/records/{id}`: the record with its `ETag`; 304 when `If-None-Match` names

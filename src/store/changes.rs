@@ -122,10 +122,11 @@ async fn changes_since(
         .all(conn)
         .await?;
     let last = rows.last().map(|r| r.seq);
+    let backend = conn.get_database_backend();
     let changes = rows
         .into_iter()
         .filter_map(|r| {
-            r.change
+            r.change(backend)
                 .map_err(|e| rows::skipped("record_change", &e))
                 .ok()
         })
@@ -200,6 +201,7 @@ impl Store {
         // Rows are taken one by one until `limit` of them or `--catch-up-bytes` (but
         // always at least one), so a batch of large records stays small.
         let budget = self.limits().catch_up_bytes;
+        let backend = self.backend();
         let mut rows = rows::changes()
             .filter(Column::Seq.gt(after))
             .filter(Column::Seq.lte(upto))
@@ -218,7 +220,7 @@ impl Store {
             }
             read += 1;
             last = Some(row.seq);
-            match row.change {
+            match row.change(backend) {
                 Ok(change) => {
                     bytes += change.size();
                     changes.push(change);

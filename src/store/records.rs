@@ -84,7 +84,8 @@ impl Store {
             .into_model::<Decoded<RecordRow>>()
             .all(self.db())
             .await?;
-        Ok(rows::decoded(rows, "record", RecordRow::into_record).pop())
+        let backend = self.backend();
+        Ok(rows::decoded(rows, "record", |r| r.into_record(backend)).pop())
     }
 
     /// A page of records, read in one snapshot together with the change-log position,
@@ -140,7 +141,8 @@ impl Store {
             .into_model::<Decoded<RecordRow>>()
             .all(&txn)
             .await?;
-        let mut rows = rows::decoded(rows, "record", RecordRow::into_record);
+        let backend = self.backend();
+        let mut rows = rows::decoded(rows, "record", |r| r.into_record(backend));
         let more = rows.len() as u64 > limit;
         rows.truncate(limit as usize);
         if backward {

@@ -6,6 +6,10 @@
 //! write that touched it fail. Here the text is checked without recursion and kept as
 //! it is ([`Data`]); where a tree is needed it is parsed without the limit.
 //!
+//! PostgreSQL hands `jsonb` back in a form of its own (spaces, keys by length); there
+//! the text is brought to the one form every answer uses ([`Data::canonical`]), so an
+//! answer is byte for byte the same whichever backend and path it took.
+//!
 //! Each row is also decoded on its own ([`Decoded`]): a row that still cannot be read
 //! (a corrupt database: a kind the log does not know, text that is not JSON) is logged,
 //! counted in `recordsync_undecodable_rows_total` and left out, and the page, the feed
@@ -14,7 +18,7 @@
 use chrono::{DateTime, Utc};
 use entity::{record, record_change};
 use sea_orm::{
-    DbErr, EntityTrait, FromQueryResult, QueryResult, QuerySelect, Select,
+    DbBackend, DbErr, EntityTrait, FromQueryResult, QueryResult, QuerySelect, Select,
     sea_query::{Alias, Expr, ExprTrait},
 };
 use uuid::Uuid;
@@ -66,17 +70,31 @@ impl<T: FromQueryResult> FromQueryResult for Decoded<T> {
 pub struct DecodedChange {
     /// The row's position.
     pub seq: i64,
-    /// The change.
-    pub change: Result<Change>,
+    row: Result<ChangeRow>,
 }
 
 impl FromQueryResult for DecodedChange {
     fn from_query_result(res: &QueryResult, pre: &str) -> Result<Self, DbErr> {
         let seq = res.try_get(pre, "seq")?;
-        let change = ChangeRow::from_query_result(res, pre)
-            .map_err(|e| Error::Internal(e.to_string()))
-            .and_then(ChangeRow::into_change);
-        Ok(Self { seq, change })
+        let row =
+            ChangeRow::from_query_result(res, pre).map_err(|e| Error::Internal(e.to_string()));
+        Ok(Self { seq, row })
+    }
+}
+
+impl DecodedChange {
+    /// The change, read from `backend`.
+    pub fn change(self, backend: DbBackend) -> Result<Change> {
+        self.row.and_then(|row| row.into_change(backend))
+    }
+}
+
+/// `text` as [`Data`], in the one form answers use.
+fn data(text: String, backend: DbBackend) -> Result<Data> {
+    let data = Data::from_text(text)?;
+    match backend {
+        DbBackend::Postgres => data.canonical(),
+        _ => Ok(data),
     }
 }
 
@@ -157,11 +175,11 @@ pub fn changes() -> Select<record_change::Entity> {
 
 impl RecordRow {
     /// The record, its data kept as text.
-    pub fn into_record(self) -> Result<Record> {
+    pub fn into_record(self, backend: DbBackend) -> Result<Record> {
         Ok(Record {
             id: self.id,
             collection: self.collection,
-            data: Data::from_text(self.data)?,
+            data: data(self.data, backend)?,
             version: self.version,
             created_at: self.created_at,
             updated_at: self.updated_at,
@@ -183,14 +201,14 @@ impl RecordRow {
 
 impl ChangeRow {
     /// The change, its data kept as text.
-    fn into_change(self) -> Result<Change> {
+    fn into_change(self, backend: DbBackend) -> Result<Change> {
         Ok(Change {
             seq: self.seq,
             record_id: self.record_id,
             collection: self.collection,
             kind: self.kind.parse()?,
             version: self.version,
-            data: Data::from_text(self.data)?,
+            data: data(self.data, backend)?,
             record_created_at: self.record_created_at,
             record_updated_at: self.record_updated_at,
             changed_at: self.changed_at,

@@ -335,3 +335,333 @@ async fn change_cursors_say_nothing_yet_work_on_another_instance_and_after_a_res
         "{resp}"
     );
 }
+
+/// Resident memory of process `pid`, in bytes.
+fn rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS");
+    kib * 1024
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_that_stop_reading_cost_bounded_memory_and_leave_nothing_behind() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::{Message, client::IntoClientRequest};
+    let db = super::helpers::TestDb::fresh().await;
+    let server = super::helpers::binary::Server::start(&db.url).await;
+    let pid = server.child.id().expect("pid");
+    let http = reqwest::Client::new();
+    let api = format!("http://{}/api/records", server.addr);
+    let start = server
+        .gql("{ records(first: 0) { changeCursor } }", json!({}))
+        .await["data"]["records"]["changeCursor"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let replay = "subscription($a: String) { recordChanged(collection: \"big\", after: $a) { cursor record { data } } }";
+    // A log of 150 changes whose data is a 64 KB array of zeros.
+    let zeros = json!({"z": vec![0; 32_000]});
+    futures_util::stream::iter(0..150)
+        .map(|_| {
+            let (http, api, zeros) = (http.clone(), api.clone(), zeros.clone());
+            async move {
+                let resp = http
+                    .post(&api)
+                    .json(&json!({"collection": "big", "data": zeros}))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(resp.status(), 201);
+            }
+        })
+        .buffer_unordered(8)
+        .collect::<Vec<_>>()
+        .await;
+    let baseline = rss(pid);
+
+    // One WebSocket that never reads, with 5 subscriptions replaying all of it...
+    let ws_url = format!("ws://{}/graphql", server.addr);
+    let mut request = ws_url.into_client_request().unwrap();
+    request.headers_mut().insert(
+        "sec-websocket-protocol",
+        "graphql-transport-ws".parse().unwrap(),
+    );
+    let (mut ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    ws.send(Message::text(
+        json!({"type": "connection_init"}).to_string(),
+    ))
+    .await
+    .unwrap();
+    for id in 0..5 {
+        let msg = json!({"id": id.to_string(), "type": "subscribe", "payload": {
+            "query": replay, "variables": {"a": start}}});
+        ws.send(Message::text(msg.to_string())).await.unwrap();
+    }
+    // ...and 5 GraphQL-over-SSE streams doing the same, never read either.
+    let mut streams = Vec::new();
+    for _ in 0..5 {
+        let resp = http
+            .post(server.graphql())
+            .header("accept", "text/event-stream")
+            .json(&json!({"query": replay, "variables": {"a": start}}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        streams.push(resp);
+    }
+    let mut peak = 0;
+    for _ in 0..25 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        peak = peak.max(rss(pid));
+    }
+    let grown = peak.saturating_sub(baseline);
+    eprintln!(
+        "RSS {} MB before the clients, {} MB at most while they did not read",
+        baseline >> 20,
+        peak >> 20
+    );
+    // 10 subscriptions, each at most 2 × (256 KiB + 64 KiB) of catch-up batches, one
+    // event being built, and the WebSocket's 1 MiB queue: well under 200 MB (parsed
+    // trees of two batches of 100 took about 200 MB per subscription).
+    assert!(
+        grown < 200 * 1024 * 1024,
+        "RSS grew by {} MB with clients that do not read",
+        grown / (1024 * 1024)
+    );
+
+    // When they leave, their subscriptions end.
+    drop(ws);
+    drop(streams);
+    let metrics_url = format!("http://{}/metrics", server.addr);
+    let deadline = tokio::time::Instant::now() + ARRIVE;
+    loop {
+        let text = http
+            .get(&metrics_url)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if text
+            .lines()
+            .any(|l| l.starts_with("recordsync_subscriptions_active") && l.ends_with(" 0"))
+        {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "subscriptions still active after their clients left"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// An object nested `depth` levels deep, as the compact JSON text the server writes.
+fn nested_text(depth: usize) -> String {
+    format!("{}1{}", "{\"n\":".repeat(depth), "}".repeat(depth))
+}
+
+/// Overwrites record `id`'s data, and that of its changes, with `text` behind the
+/// server's back: a row as an earlier version (without `--max-data-depth`) stored it.
+async fn plant(app: &TestApp, id: &str, text: &str) {
+    use sea_orm::ConnectionTrait;
+    let conn = sea_orm::Database::connect(&app.db.url).await.unwrap();
+    let cast = if super::helpers::on_postgres() {
+        "::jsonb"
+    } else {
+        ""
+    };
+    for (table, key) in [("record", "id"), ("record_change", "record_id")] {
+        let id_value = if super::helpers::on_postgres() {
+            format!("'{id}'")
+        } else {
+            // SQLite keeps uuids as 16-byte blobs.
+            format!("X'{}'", id.replace('-', ""))
+        };
+        conn.execute_unprepared(&format!(
+            "UPDATE {table} SET data = '{text}'{cast} WHERE {key} = {id_value}"
+        ))
+        .await
+        .unwrap();
+    }
+    conn.close().await.unwrap();
+}
+
+/// A GraphQL answer as text (a client's JSON parser may have a depth limit; the text
+/// says what the server sent).
+async fn gql_text(app: &TestApp, query: &str, variables: serde_json::Value) -> String {
+    app.http
+        .post(app.url())
+        .json(&json!({"query": query, "variables": variables}))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+async fn get_text(app: &TestApp, path: &str) -> (u16, String) {
+    let resp = app.http.get(app.api(path)).send().await.unwrap();
+    (resp.status().as_u16(), resp.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn a_record_nested_past_every_parser_limit_reads_back_everywhere_and_stays_writable() {
+    let app = super::helpers::spawn_app().await;
+    let start = app.head_cursor().await;
+    let planted = app.create("t", json!({"n": 0})).await;
+    let id = planted["id"].as_str().unwrap().to_owned();
+    app.create("t", json!({"other": true})).await;
+    let deep = nested_text(200);
+    plant(&app, &id, &deep).await;
+
+    // Every read path answers, with the deep record and the others.
+    let reads = [
+        gql_text(
+            &app,
+            "query($id: UUID!) { record(id: $id) { data } }",
+            json!({"id": id}),
+        )
+        .await,
+        gql_text(&app, "{ records { nodes { id data } } }", json!({})).await,
+        gql_text(&app, "{ changes { nodes { record { data } } } }", json!({})).await,
+        get_text(&app, &format!("/records/{id}")).await.1,
+        get_text(&app, "/records").await.1,
+        get_text(&app, "/changes").await.1,
+    ];
+    for (i, text) in reads.iter().enumerate() {
+        assert!(
+            text.contains(&deep),
+            "read {i} lacks the record: {:.300}",
+            text
+        );
+        assert!(
+            !text.contains("INTERNAL_SERVER_ERROR"),
+            "read {i}: {:.300}",
+            text
+        );
+    }
+    for i in [1, 2, 4, 5] {
+        assert!(
+            reads[i].contains("\"other\":true"),
+            "list {i}: {:.300}",
+            reads[i]
+        );
+    }
+    // A replaying subscription delivers it, and the change after it.
+    let mut ws = WsClient::connect(&app).await;
+    ws.send(json!({"id": "r", "type": "subscribe", "payload": {
+        "query": "subscription($a: String) { recordChanged(after: $a) { cursor record { data } } }",
+        "variables": {"a": start}}}))
+        .await;
+    let mut frames = String::new();
+    while !frames.contains("\"other\":true") {
+        match tokio::time::timeout(ARRIVE, ws.next_frame()).await {
+            Ok(Some(tokio_tungstenite::tungstenite::Message::Text(t))) => frames.push_str(&t),
+            Ok(Some(_)) => {}
+            other => panic!("no replay: {other:?} after {frames:.300}"),
+        }
+    }
+    assert!(frames.contains(&deep), "{frames:.300}");
+    assert!(!frames.contains("\"error\""), "{frames:.300}");
+
+    // Writes to it: a patch that keeps it too deep is refused clearly; writes of other
+    // clients committed meanwhile are not touched; a replace and a delete work.
+    let patch = app
+        .gql(
+            "mutation($id: UUID!) { patchRecord(id: $id, patch: {m: 1}) { version } }",
+            json!({"id": id}),
+        )
+        .await;
+    assert_eq!(
+        super::helpers::error_code(&patch),
+        "BAD_USER_INPUT",
+        "{patch}"
+    );
+    let writes = (0..20).map(|n| app.create("t", json!({"n": n})));
+    let replace = app.update(&id, json!({"fixed": true}));
+    let (created, replaced) = futures_util::join!(futures_util::future::join_all(writes), replace);
+    assert!(created.iter().all(|r| r["version"] == 1), "{created:?}");
+    assert_eq!(replaced["version"], 2, "{replaced}");
+    plant(&app, &id, &deep).await;
+    let deleted = gql_text(
+        &app,
+        "mutation($id: UUID!) { deleteRecord(id: $id) { data } }",
+        json!({"id": id}),
+    )
+    .await;
+    assert!(
+        deleted.contains(&deep) && !deleted.contains("errors"),
+        "{deleted:.300}"
+    );
+    assert_eq!(app.all_records().await.len(), 21);
+}
+
+#[tokio::test]
+async fn pages_cost_what_they_hold_and_answers_stop_at_the_response_bound() {
+    let app = super::helpers::spawn_app_with(|c| c.max_response_bytes = 200_000).await;
+    let start = app.head_cursor().await;
+    let filler = "x".repeat(30_000);
+    for n in 0..10 {
+        app.create("big", json!({"n": n, "filler": filler})).await;
+    }
+    // Half the records fit; all of them do not, and nothing of the answer is built.
+    let half = app
+        .gql("{ records(first: 5) { nodes { data } } }", json!({}))
+        .await;
+    assert!(half.get("errors").is_none(), "{:.300}", half.to_string());
+    assert_eq!(
+        half["data"]["records"]["nodes"].as_array().unwrap().len(),
+        5
+    );
+    let all = app
+        .gql("{ records(first: 10) { nodes { data } } }", json!({}))
+        .await;
+    assert_eq!(
+        super::helpers::error_code(&all),
+        "RESPONSE_TOO_LARGE",
+        "{:.300}",
+        all.to_string()
+    );
+    assert!(
+        all.to_string().len() < 200_000,
+        "the refused answer carries the records"
+    );
+    // Aliases of large pages add up: 30 pages of 500 are refused before anything runs.
+    let aliases = (0..30)
+        .map(|i| format!("a{i}: records(first: 500) {{ nodes {{ data }} }}"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let wide = app.gql(&format!("{{ {aliases} }}"), json!({})).await;
+    assert_eq!(
+        super::helpers::error_code(&wide),
+        "LIMIT_EXCEEDED",
+        "{wide}"
+    );
+    assert!(wide.get("data").is_none_or(|d| d.is_null()), "{wide}");
+    // One page of 500 is within the complexity bound: it runs, and stops at the bound.
+    let one = app
+        .gql(
+            "{ records(first: 500) { totalCount nodes { id data } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        super::helpers::error_code(&one),
+        "RESPONSE_TOO_LARGE",
+        "{:.200}",
+        one.to_string()
+    );
+    // A subscription's events are bounded one by one: a replay of all ten arrives.
+    let mut ws = WsClient::connect(&app).await;
+    ws.subscribe_changes("s", &format!("(collection: \"big\", after: \"{start}\")"))
+        .await;
+    assert_eq!(ws.next_changes("s", 10).await.len(), 10);
+}

@@ -18,6 +18,7 @@
 mod graphql;
 mod graphql_http;
 mod rest;
+mod round_trip;
 mod runner;
 mod tcp;
 mod ws;
