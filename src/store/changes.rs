@@ -108,12 +108,12 @@ pub async fn pruned_through(conn: &impl ConnectionTrait) -> Result<i64> {
 }
 
 /// Up to `limit` rows of any collection after `after`, oldest first: the changes that
-/// decode, and the position of the last row read.
+/// decode, the position of the last row read, and how many rows were read.
 async fn changes_since(
     conn: &impl ConnectionTrait,
     after: i64,
     limit: u64,
-) -> Result<(Vec<Change>, Option<i64>)> {
+) -> Result<(Vec<Change>, Option<i64>, u64)> {
     let rows = rows::changes()
         .filter(Column::Seq.gt(after))
         .order_by_asc(Column::Seq)
@@ -122,6 +122,7 @@ async fn changes_since(
         .all(conn)
         .await?;
     let last = rows.last().map(|r| r.seq);
+    let read = rows.len() as u64;
     let backend = conn.get_database_backend();
     let changes = rows
         .into_iter()
@@ -131,7 +132,7 @@ async fn changes_since(
                 .ok()
         })
         .collect();
-    Ok((changes, last))
+    Ok((changes, last, read))
 }
 
 /// Publishes every change in the log after `broker`'s head, in order, reading `batch`
@@ -142,15 +143,17 @@ pub async fn publish_from_log(
     batch: u64,
 ) -> Result<()> {
     loop {
-        let (changes, last) = changes_since(conn, broker.head(), batch).await?;
-        let Some(last) = last else {
-            return Ok(());
-        };
+        let (changes, last, read) = changes_since(conn, broker.head(), batch).await?;
         for change in changes {
             broker.publish(change);
         }
         // A row left out still moves the head past it.
-        broker.advance(last);
+        if let Some(last) = last {
+            broker.advance(last);
+        }
+        if read < batch {
+            return Ok(());
+        }
     }
 }
 
