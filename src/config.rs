@@ -282,13 +282,14 @@ pub struct Config {
     )]
     pub ws_send_queue_bytes: usize,
 
-    /// Most bytes of record data one GraphQL answer may carry; past it the answer is
-    /// `RESPONSE_TOO_LARGE`. Each `data` field is counted as its JSON text before it
-    /// is built, so an over-large answer is never built.
+    /// Most bytes of record data one GraphQL query may load (all its pages and
+    /// records together, as JSON text); past it the query fails with
+    /// `RESPONSE_TOO_LARGE` at the first record over the bound, before its answer is
+    /// built. Subscriptions (one record per event) and mutations are not counted.
     #[arg(
         long,
         env = "RECORDSYNC_MAX_RESPONSE_BYTES",
-        default_value_t = 16 * 1024 * 1024,
+        default_value_t = 8 * 1024 * 1024,
         global = true
     )]
     pub max_response_bytes: usize,

@@ -70,10 +70,11 @@ pub enum Error {
     /// The request body is over `--max-body-bytes`. Code `PAYLOAD_TOO_LARGE`, 413.
     #[error("request body is over the limit of {0} bytes")]
     PayloadTooLarge(usize),
-    /// The answer would carry more record data than `--max-response-bytes`. Code
-    /// `RESPONSE_TOO_LARGE`, 413: ask for smaller pages or fewer fields.
+    /// A query would load more record data than `--max-response-bytes`. Code
+    /// `RESPONSE_TOO_LARGE` (a GraphQL field error): ask for smaller pages or fewer
+    /// aliases.
     #[error(
-        "the answer would carry more than {0} bytes of record data; ask for smaller pages or fewer aliases"
+        "the query would load more than {0} bytes of record data; ask for smaller pages or fewer aliases"
     )]
     ResponseTooLarge(usize),
     /// The body's media type is not one this endpoint reads. Code

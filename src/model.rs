@@ -9,7 +9,7 @@
 
 use std::{fmt, str::FromStr, sync::Arc};
 
-use async_graphql::{ComplexObject, Context, Enum, ErrorExtensions, Json, SimpleObject};
+use async_graphql::{ComplexObject, Enum, ErrorExtensions, Json, SimpleObject};
 use chrono::{DateTime, Utc};
 use entity::record;
 use serde::{Serialize, Serializer};
@@ -203,12 +203,7 @@ pub struct Record {
 #[ComplexObject]
 impl Record {
     /// The record's content (a JSON object).
-    async fn data(&self, ctx: &Context<'_>) -> async_graphql::Result<Json<Value>> {
-        if let Some(budget) = ctx.data_opt::<ResponseBudget>() {
-            budget.charge(self.data.len()).map_err(|e| e.extend())?;
-        }
-        // A subscription's event (no budget) carries one record, at most
-        // `--max-data-bytes`.
+    async fn data(&self) -> async_graphql::Result<Json<Value>> {
         Ok(Json(self.data.parse().map_err(|e| e.extend())?))
     }
 }
@@ -260,9 +255,9 @@ impl RecordChange {
     }
 }
 
-/// How many bytes of record data one GraphQL answer may still carry
-/// (`--max-response-bytes`). Every `data` field charges its text before it is parsed,
-/// so an answer over the bound stops growing at the first field past it.
+/// How many bytes of record data one GraphQL query may still load
+/// (`--max-response-bytes`). Pages charge each record's text as they read it, so a
+/// query over the bound stops at the first record past it, before its answer is built.
 #[derive(Debug)]
 pub struct ResponseBudget {
     limit: usize,

@@ -28,7 +28,11 @@ use axum::{
 };
 use serde_json::{Map, Value};
 
-use super::{GraphqlState, limits, response::response_json, sse, ws};
+use super::{
+    GraphqlState, limits,
+    response::{first_error_code, response_json},
+    sse, ws,
+};
 use crate::{
     error::{Error, Result},
     http::{
@@ -244,8 +248,10 @@ async fn respond(state: &GraphqlState, parts: &Parts, request: async_graphql::Re
             .into_graphql_response();
         }
     };
-    let (refused, body) = response_json(state.schema.execute(request.data(access)).await);
-    if refused && body["errors"][0]["extensions"]["code"] == "METHOD_NOT_ALLOWED" {
+    let response = state.schema.execute(request.data(access)).await;
+    let method_not_allowed = first_error_code(&response) == Some("METHOD_NOT_ALLOWED");
+    let (refused, body) = response_json(response);
+    if refused && method_not_allowed {
         // A persisted document turned out to be a mutation sent with GET: the same 405
         // as a mutation sent in full.
         return Error::MethodNotAllowed {
@@ -267,7 +273,7 @@ async fn respond(state: &GraphqlState, parts: &Parts, request: async_graphql::Re
     (
         status,
         [(header::CONTENT_TYPE, HeaderValue::from_static(content_type))],
-        body.to_string(),
+        body,
     )
         .into_response()
 }

@@ -17,7 +17,7 @@ use crate::model::ResponseBudget;
 /// Refuses documents with more than `aliases` aliased fields or more than `fields`
 /// fields once fragments are expanded (`LIMIT_EXCEEDED`: fragments spreading each other
 /// twice grow exponentially), and subscriptions with more than one root field; gives
-/// every query and mutation a [`ResponseBudget`] of `response_bytes`.
+/// every query a [`ResponseBudget`] of `response_bytes`.
 #[derive(Clone, Copy)]
 pub struct DocumentLimits {
     /// Most aliased fields.
@@ -72,11 +72,12 @@ impl Extension for AliasLimitExtension {
                 .extend_with(|_, e| e.set("code", "GRAPHQL_VALIDATION_FAILED"));
             return Err(err.into_server_error(Default::default()));
         }
-        // A subscription's events each carry one record, bounded by `--max-data-bytes`;
-        // every other answer is bounded as a whole.
+        // A query's answer is bounded as a whole. A subscription's events carry one
+        // record each, and a mutation's answer the records it wrote (charging those
+        // after the commit would refuse a write that happened).
         let ty = operation_type(doc, name.as_deref());
-        if ty != Some(OperationType::Subscription) {
-            request = request.data(ResponseBudget::new(self.0.response_bytes));
+        if ty == Some(OperationType::Query) {
+            request = request.data(Arc::new(ResponseBudget::new(self.0.response_bytes)));
         }
         Ok(request)
     }

@@ -1,12 +1,14 @@
 //! Query resolvers: each parses its arguments and calls one service operation.
 
+use std::sync::Arc;
+
 use async_graphql::{Context, Object, Result};
 use uuid::Uuid;
 
 use super::types::{ChangeConnection, RecordConnection, RecordFilter, RecordOrder};
 use crate::{
     error::GqlResult,
-    model::Record,
+    model::{Record, ResponseBudget},
     service::{ChangesQuery, Service},
     store::records::PageRequest,
 };
@@ -20,6 +22,9 @@ impl QueryRoot {
     async fn record(&self, ctx: &Context<'_>, id: Uuid) -> Result<Option<Record>> {
         let service = ctx.data::<Service>()?;
         let record = service.record(super::access(ctx)?, id).await.gql()?;
+        if let (Some(budget), Some(r)) = (ctx.data_opt::<Arc<ResponseBudget>>(), &record) {
+            budget.charge(r.data.len()).gql()?;
+        }
         Ok(record)
     }
 
@@ -47,6 +52,7 @@ impl QueryRoot {
             after,
             last,
             before,
+            budget: ctx.data_opt::<Arc<ResponseBudget>>().cloned(),
             ..Default::default()
         };
         let page = service.records(super::access(ctx)?, query).await.gql()?;
@@ -67,6 +73,7 @@ impl QueryRoot {
         let query = ChangesQuery {
             collection,
             after,
+            budget: ctx.data_opt::<Arc<ResponseBudget>>().cloned(),
             ..Default::default()
         };
         let batch = service

@@ -32,7 +32,7 @@ pub fn serve(
     let results = state.schema.execute_stream(request).map(|response| Event {
         name: Some("next"),
         id: None,
-        data: response_json(response).1.to_string(),
+        data: response_json(response).1,
     });
     let complete = || Event {
         name: Some("complete"),

@@ -34,6 +34,7 @@ impl SubscriptionRoot {
             id,
             kinds,
             after,
+            budget: None,
         };
         let changes = service.subscribe(super::access(ctx)?, query).await.gql()?;
         let cursors = service.cursors().clone();

@@ -180,7 +180,7 @@ async fn read_batch(
     head: i64,
 ) -> Result<ChangeBatch> {
     let batch = u64::from(store.limits().catch_up_batch.max(1));
-    store.changes_between(pos, head, filter, batch).await
+    store.changes_between(pos, head, filter, batch, None).await
 }
 
 impl Drop for Feed {

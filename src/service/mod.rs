@@ -32,7 +32,7 @@ use crate::{
     auth::Access,
     broker::Broker,
     error::{Error, Result},
-    model::{Change, ChangeKind, Record},
+    model::{Change, ChangeKind, Record, ResponseBudget},
     store::{
         Store, Write,
         changes::{ChangeBatch, ChangeFilter},
@@ -52,6 +52,8 @@ pub struct ChangesQuery {
     pub kinds: Option<Vec<ChangeKind>>,
     /// Start after this change cursor.
     pub after: Option<String>,
+    /// Bytes of record data the page may load (GraphQL queries; `None`: unbounded).
+    pub budget: Option<Arc<ResponseBudget>>,
 }
 
 /// The service: a cheap-to-clone handle on the store (and through it the broker).
@@ -109,7 +111,9 @@ impl Service {
         let filter = self.filter(access, &query)?;
         let after = self.decode_after(query.after.as_deref())?;
         let first = self.store.page_size(first)?;
-        self.store.changes(after, &filter, first).await
+        self.store
+            .changes(after, &filter, first, query.budget.as_deref())
+            .await
     }
 
     /// Every change the caller may see matching `query`, in commit order, each once:

@@ -25,6 +25,7 @@ use super::{
 use crate::{
     broker::Broker,
     error::{Error, Result},
+    model::ResponseBudget,
 };
 
 /// Which changes a reader wants.
@@ -196,6 +197,7 @@ impl Store {
         upto: i64,
         filter: &ChangeFilter,
         limit: u64,
+        budget: Option<&ResponseBudget>,
     ) -> Result<ChangeBatch> {
         let txn = self.read_txn().await?;
         if after < pruned_through(&txn).await? {
@@ -203,7 +205,7 @@ impl Store {
         }
         // Rows are taken one by one until `limit` of them or `--catch-up-bytes` (but
         // always at least one), so a batch of large records stays small.
-        let budget = self.limits().catch_up_bytes;
+        let batch_bytes = self.limits().catch_up_bytes;
         let backend = self.backend();
         let mut rows = rows::changes()
             .filter(Column::Seq.gt(after))
@@ -217,7 +219,7 @@ impl Store {
         let (mut changes, mut bytes, mut read, mut last) = (Vec::new(), 0usize, 0u64, None);
         let mut has_more = false;
         while let Some(row) = rows.try_next().await? {
-            if read == limit || (read > 0 && bytes >= budget) {
+            if read == limit || (read > 0 && bytes >= batch_bytes) {
                 has_more = true;
                 break;
             }
@@ -226,6 +228,9 @@ impl Store {
             match row.change(backend) {
                 Ok(change) => {
                     bytes += change.size();
+                    if let Some(budget) = budget {
+                        budget.charge(change.data.len())?;
+                    }
                     changes.push(change);
                 }
                 Err(err) => rows::skipped("record_change", &err),
@@ -253,6 +258,7 @@ impl Store {
         after: Option<i64>,
         filter: &ChangeFilter,
         first: u64,
+        budget: Option<&ResponseBudget>,
     ) -> Result<ChangeBatch> {
         let txn = self.read_txn().await?;
         let pruned = pruned_through(&txn).await?;
@@ -266,7 +272,8 @@ impl Store {
             Some(a) => a,
             None => pruned,
         };
-        self.changes_between(after, head, filter, first).await
+        self.changes_between(after, head, filter, first, budget)
+            .await
     }
 
     /// Deletes changes older than `retention` and records how far the log was pruned.

@@ -1,7 +1,10 @@
 //! Reading records: one by id, and keyset-paginated, filtered pages.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use entity::record::{self, Column};
+use futures_util::TryStreamExt;
 use sea_orm::{
     ColumnTrait, Condition, DbBackend, EntityTrait, Order, PaginatorTrait, QueryFilter, QueryOrder,
     QuerySelect,
@@ -17,7 +20,7 @@ use super::{
 use crate::{
     cursor::{self, OrderField, RecordKey},
     error::{Error, Result},
-    model::Record,
+    model::{Record, ResponseBudget},
     validate::{check_no_nul, check_time, validate_collection},
 };
 
@@ -59,6 +62,8 @@ pub struct PageRequest {
     pub last: Option<i32>,
     /// Backward end (exclusive).
     pub before: Option<String>,
+    /// Bytes of record data the page may load (GraphQL queries; `None`: unbounded).
+    pub budget: Option<Arc<ResponseBudget>>,
 }
 
 /// A page of records and where it sits.
@@ -135,16 +140,31 @@ impl Store {
         if let Some(col) = time_column(field) {
             query = query.order_by(col, order.clone());
         }
-        let rows = query
+        // Rows are read one at a time: whether more follow counts every row read (one
+        // that cannot be decoded included), and the budget stops a page that would load
+        // too much at the first record past it.
+        let mut stream = query
             .order_by(Column::Id, order)
             .limit(limit + 1)
             .into_model::<Decoded<RecordRow>>()
-            .all(&txn)
+            .stream(&txn)
             .await?;
         let backend = self.backend();
-        let mut rows = rows::decoded(rows, "record", |r| r.into_record(backend));
-        let more = rows.len() as u64 > limit;
-        rows.truncate(limit as usize);
+        let (mut rows, mut read) = (Vec::new(), 0u64);
+        while let Some(row) = stream.try_next().await? {
+            read += 1;
+            if read > limit {
+                break;
+            }
+            if let Some(record) = rows::decode(row, "record", |r| r.into_record(backend)) {
+                if let Some(budget) = &req.budget {
+                    budget.charge(record.data.len())?;
+                }
+                rows.push(record);
+            }
+        }
+        drop(stream);
+        let more = read > limit;
         if backward {
             rows.reverse();
         }

@@ -117,6 +117,21 @@ impl FromQueryResult for DecodedRecord {
     }
 }
 
+/// The row, if it decodes; if not, it is logged and counted.
+pub fn decode<R, T>(
+    row: Decoded<R>,
+    what: &'static str,
+    convert: impl Fn(R) -> Result<T>,
+) -> Option<T> {
+    match row.0.map_err(Error::Internal).and_then(convert) {
+        Ok(value) => Some(value),
+        Err(err) => {
+            skipped(what, &err);
+            None
+        }
+    }
+}
+
 /// Rows that decoded, in order; each that did not is logged and counted.
 pub fn decoded<R, T>(
     rows: Vec<Decoded<R>>,

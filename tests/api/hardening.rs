@@ -634,6 +634,33 @@ async fn pages_cost_what_they_hold_and_answers_stop_at_the_response_bound() {
         all.to_string().len() < 200_000,
         "the refused answer carries the records"
     );
+    // What a query loads counts, all its pages together.
+    let two = app
+        .gql(
+            "{ a: records(first: 4) { nodes { id } } b: records(first: 4) { nodes { id } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        super::helpers::error_code(&two),
+        "RESPONSE_TOO_LARGE",
+        "{two}"
+    );
+    // A mutation's answer is not counted: it reports a write that happened.
+    let small = super::helpers::spawn_app_with(|c| c.max_response_bytes = 10_000).await;
+    let big = small
+        .data(
+            "mutation($d: JSON!) { createRecord(input: {collection: \"other\", data: $d}) { data } }",
+            json!({"d": {"filler": "y".repeat(60_000)}}),
+        )
+        .await;
+    assert_eq!(
+        big["createRecord"]["data"]["filler"]
+            .as_str()
+            .unwrap()
+            .len(),
+        60_000
+    );
     // Aliases of large pages add up: 30 pages of 500 are refused before anything runs.
     let aliases = (0..30)
         .map(|i| format!("a{i}: records(first: 500) {{ nodes {{ data }} }}"))
@@ -664,4 +691,115 @@ async fn pages_cost_what_they_hold_and_answers_stop_at_the_response_bound() {
     ws.subscribe_changes("s", &format!("(collection: \"big\", after: \"{start}\")"))
         .await;
     assert_eq!(ws.next_changes("s", 10).await.len(), 10);
+}
+
+/// Runs `sql` on the app's database behind the server's back.
+async fn corrupt(app: &TestApp, sql: &str) {
+    use sea_orm::ConnectionTrait;
+    let conn = sea_orm::Database::connect(&app.db.url).await.unwrap();
+    conn.execute_unprepared(sql).await.unwrap();
+    conn.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_row_that_cannot_be_decoded_is_left_out_and_nothing_around_it_stops() {
+    let app = super::helpers::spawn_app().await;
+    let start = app.head_cursor().await;
+    let mut ids = Vec::new();
+    for n in 0..5 {
+        ids.push(
+            app.create("c", json!({"n": n})).await["id"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    let bad = ids[2].clone();
+    let key = if super::helpers::on_postgres() {
+        format!("'{bad}'")
+    } else {
+        format!("X'{}'", bad.replace('-', ""))
+    };
+    // A change of a kind the log does not know (on both backends)...
+    corrupt(
+        &app,
+        &format!("UPDATE record_change SET kind = 'BOGUS' WHERE record_id = {key}"),
+    )
+    .await;
+    // ...and, on SQLite (PostgreSQL's jsonb cannot hold it), a record whose data is not JSON.
+    let broken_record = !super::helpers::on_postgres();
+    if broken_record {
+        corrupt(
+            &app,
+            &format!("UPDATE record SET data = 'not json' WHERE id = {key}"),
+        )
+        .await;
+    }
+    let expected = if broken_record { 4 } else { 5 };
+
+    // Paging two at a time walks past it to the end, over GraphQL and REST.
+    let mut seen = 0;
+    let mut after = serde_json::Value::Null;
+    loop {
+        let d = app
+            .data(
+                "query($a: String) { records(first: 2, after: $a) { nodes { id } pageInfo { hasNextPage endCursor } } }",
+                json!({"a": after}),
+            )
+            .await;
+        seen += d["records"]["nodes"].as_array().unwrap().len();
+        if d["records"]["pageInfo"]["hasNextPage"] != json!(true) {
+            break;
+        }
+        after = d["records"]["pageInfo"]["endCursor"].clone();
+    }
+    assert_eq!(seen, expected);
+    let (mut seen, mut next) = (0, None::<String>);
+    loop {
+        let path = match &next {
+            Some(n) => format!("/records?limit=2&after={n}"),
+            None => "/records?limit=2".to_owned(),
+        };
+        let (status, text) = get_text(&app, &path).await;
+        assert_eq!(status, 200, "{text}");
+        let page: serde_json::Value = serde_json::from_str(&text).unwrap();
+        seen += page["items"].as_array().unwrap().len();
+        match page["next"].as_str() {
+            Some(n) => next = Some(n.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(seen, expected);
+    // The change log: a page and a replaying subscription leave the bad change out and go
+    // on, live, with the next write.
+    let d = app
+        .data(
+            "query($a: String) { changes(after: $a) { nodes { record { id } } } }",
+            json!({"a": start}),
+        )
+        .await;
+    assert_eq!(d["changes"]["nodes"].as_array().unwrap().len(), 4);
+    let mut ws = WsClient::connect(&app).await;
+    ws.subscribe_changes("r", &format!("(after: \"{start}\")"))
+        .await;
+    let replayed = ws.next_changes("r", 4).await;
+    assert!(replayed.iter().all(|c| c["record"]["id"] != json!(bad)));
+    let later = app.create("c", json!({"n": 5})).await;
+    assert_eq!(ws.next_change("r").await["record"]["id"], later["id"]);
+    // Writes around it go on; a write to it fails on its own.
+    if broken_record {
+        let writes = (0..10).map(|n| app.create("c", json!({"m": n})));
+        let to_bad = app.gql(
+            "mutation($id: UUID!) { updateRecord(id: $id, data: {}) { id } }",
+            json!({"id": bad}),
+        );
+        let (created, refused) =
+            futures_util::join!(futures_util::future::join_all(writes), to_bad);
+        assert!(created.iter().all(|r| r["version"] == 1), "{created:?}");
+        assert_eq!(
+            super::helpers::error_code(&refused),
+            "INTERNAL_SERVER_ERROR",
+            "{refused}"
+        );
+    }
 }
