@@ -82,6 +82,7 @@ impl App {
             catch_up_bytes: config.catch_up_bytes,
             write_batch: usize::from(config.write_batch),
             write_queue: config.write_queue,
+            max_batch_writes: config.max_batch_writes,
         };
         let cursors = store::cursor_key(&db).await?;
         let service = Service::new(Store::new(db, broker, limits, cursors));
@@ -357,13 +358,23 @@ async fn checkpoint_loop(state: AppState) {
     .await;
 }
 
-/// Prunes the change log every `prune_interval` until shutdown.
+/// Prunes the change log and expired idempotency keys every `prune_interval` until
+/// shutdown.
 async fn prune_loop(state: AppState) {
     every(&state, state.config.prune_interval, || async {
         match state.service.prune(state.config.change_retention).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(pruned = n, "pruned the change log"),
             Err(err) => tracing::warn!(error = %err, "pruning the change log failed"),
+        }
+        let keys = state
+            .service
+            .prune_keys(state.config.idempotency_retention)
+            .await;
+        match keys {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(pruned = n, "pruned idempotency keys"),
+            Err(err) => tracing::warn!(error = %err, "pruning idempotency keys failed"),
         }
     })
     .await;

@@ -271,6 +271,22 @@ pub struct Config {
     )]
     pub ws_send_queue: usize,
 
+    /// Most writes in one atomic batch (`commitWrites`, `POST /api/batch`); more is
+    /// `BAD_USER_INPUT`.
+    #[arg(
+        long,
+        env = "RECORDSYNC_MAX_BATCH_WRITES",
+        default_value_t = 100,
+        global = true
+    )]
+    pub max_batch_writes: usize,
+
+    /// How long the outcome of a write sent with an idempotency key is kept: a retry
+    /// within it answers that outcome again; after it the key is free. Pruned with the
+    /// change log. Accepts `24h`, `7d`.
+    #[arg(long, env = "RECORDSYNC_IDEMPOTENCY_RETENTION", default_value = "24h", value_parser = humantime::parse_duration, global = true)]
+    pub idempotency_retention: Duration,
+
     /// Bytes of outgoing messages queued per WebSocket connection; past it, its
     /// operations wait as they do for `--ws-send-queue` (one message larger than this
     /// still goes, alone).
@@ -471,6 +487,7 @@ impl Config {
         let positive_durations = [
             ("--change-retention", self.change_retention),
             ("--prune-interval", self.prune_interval),
+            ("--idempotency-retention", self.idempotency_retention),
             ("--follow-poll-interval", self.follow_poll_interval),
             ("--listen-backoff-min", self.listen_backoff_min),
             ("--listen-backoff-max", self.listen_backoff_max),
@@ -497,6 +514,7 @@ impl Config {
             ("--catch-up-batch", self.catch_up_batch as usize),
             ("--catch-up-bytes", self.catch_up_bytes),
             ("--ws-send-queue-bytes", self.ws_send_queue_bytes),
+            ("--max-batch-writes", self.max_batch_writes),
             ("--max-response-bytes", self.max_response_bytes),
             ("--write-queue", self.write_queue),
             ("--ws-max-message-bytes", self.ws_max_message_bytes),

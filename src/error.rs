@@ -40,7 +40,8 @@ pub enum Error {
         allow: &'static str,
     },
     /// `expectedVersion` (GraphQL) or `If-Match` (REST) names a version the record no
-    /// longer has. Code `VERSION_CONFLICT` with `currentVersion`, 412.
+    /// longer has. Code `VERSION_CONFLICT` with `currentVersion` and, for a caller who
+    /// may read the record, `current` (the record as it is now), 412.
     #[error("record {id} is at version {current}, not {expected}")]
     VersionConflict {
         /// The record.
@@ -49,6 +50,32 @@ pub enum Error {
         expected: i32,
         /// The version the record has.
         current: i32,
+        /// The record as it is now, in its wire shape, when the caller may read it.
+        record: Option<Box<serde_json::Value>>,
+    },
+    /// Write `index` of an atomic batch was refused with `source`, so the batch was:
+    /// the code, status and message of `source`, with `index`.
+    #[error("write {index} of the batch: {source}")]
+    InBatch {
+        /// The refused write's position in the batch, from 0.
+        index: usize,
+        /// Why it was refused.
+        source: Box<Error>,
+    },
+    /// The idempotency key was used before for a different request. Code
+    /// `IDEMPOTENCY_KEY_REUSED`, 422.
+    #[error("this idempotency key was used for a different request")]
+    IdempotencyKeyReused,
+    /// A refusal stored with an idempotency key, repeated: the same code, message and
+    /// details as the first time.
+    #[error("{message}")]
+    Replayed {
+        /// The code.
+        code: &'static str,
+        /// The message.
+        message: String,
+        /// Everything else the first answer had (`currentVersion`, `current`, `index`).
+        details: serde_json::Map<String, serde_json::Value>,
     },
     /// A record with this id exists already. Code `ALREADY_EXISTS`, 409.
     #[error("record {0} already exists")]
@@ -123,6 +150,9 @@ impl Error {
             Self::NotFound(_) | Self::NoRoute => "NOT_FOUND",
             Self::MethodNotAllowed { .. } => "METHOD_NOT_ALLOWED",
             Self::VersionConflict { .. } => "VERSION_CONFLICT",
+            Self::InBatch { source, .. } => source.code(),
+            Self::IdempotencyKeyReused => "IDEMPOTENCY_KEY_REUSED",
+            Self::Replayed { code, .. } => code,
             Self::AlreadyExists(_) => "ALREADY_EXISTS",
             Self::Unauthenticated(_) => "UNAUTHENTICATED",
             Self::Forbidden(_) => "FORBIDDEN",
@@ -145,6 +175,9 @@ impl Error {
             Self::NotFound(_) | Self::NoRoute => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::VersionConflict { .. } => StatusCode::PRECONDITION_FAILED,
+            Self::InBatch { source, .. } => source.status(),
+            Self::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Replayed { code, .. } => status_of(code),
             Self::AlreadyExists(_) => StatusCode::CONFLICT,
             Self::CursorExpired => StatusCode::GONE,
             Self::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
@@ -162,7 +195,11 @@ impl Error {
 
     /// Whether the details must stay in the log.
     fn is_internal(&self) -> bool {
-        matches!(self, Self::Database(_) | Self::Internal(_))
+        match self {
+            Self::Database(_) | Self::Internal(_) => true,
+            Self::InBatch { source, .. } => source.is_internal(),
+            _ => false,
+        }
     }
 
     /// The message a client sees: generic for internal errors, which are logged here.
@@ -178,10 +215,61 @@ impl Error {
     /// What a client reads besides `code` and `message`: `currentVersion` on a version
     /// conflict. Every error shape (REST, GraphQL over HTTP, GraphQL errors) takes them
     /// from here.
-    fn details(&self) -> Vec<(&'static str, serde_json::Value)> {
+    fn details(&self) -> Vec<(String, serde_json::Value)> {
         match self {
-            Error::VersionConflict { current, .. } => vec![("currentVersion", json!(current))],
+            Error::VersionConflict {
+                current, record, ..
+            } => {
+                let mut out = vec![("currentVersion".to_owned(), json!(current))];
+                if let Some(record) = record {
+                    out.push(("current".to_owned(), (**record).clone()));
+                }
+                out
+            }
+            Error::InBatch { index, source } => {
+                let mut out = source.details();
+                out.push(("index".to_owned(), json!(index)));
+                out
+            }
+            Error::Replayed { details, .. } => details
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
             _ => Vec::new(),
+        }
+    }
+
+    /// The refusal as it is stored with an idempotency key: the client's view of it
+    /// (code, message, details). `None` for errors where nothing was decided (the
+    /// database unreachable, an internal error), which are never stored: a retry runs
+    /// anew.
+    pub fn stored(&self) -> Option<serde_json::Value> {
+        let decided = match self {
+            Error::InBatch { source, .. } => !matches!(
+                **source,
+                Error::Unavailable(_) | Error::Database(_) | Error::Internal(_)
+            ),
+            Error::Unavailable(_) | Error::Database(_) | Error::Internal(_) => false,
+            _ => true,
+        };
+        decided.then(|| self.to_json())
+    }
+
+    /// A refusal read back from its stored form ([`Error::stored`]).
+    pub fn replayed(stored: &serde_json::Value) -> Self {
+        let mut details = stored.as_object().cloned().unwrap_or_default();
+        let code = details
+            .remove("code")
+            .and_then(|c| c.as_str().map(static_code))
+            .unwrap_or("INTERNAL_SERVER_ERROR");
+        let message = details
+            .remove("message")
+            .and_then(|m| m.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        Error::Replayed {
+            code,
+            message,
+            details,
         }
     }
 
@@ -189,7 +277,7 @@ impl Error {
     pub fn to_json(&self) -> serde_json::Value {
         let mut body = json!({"code": self.code(), "message": self.public_message()});
         for (key, value) in self.details() {
-            body[key] = value;
+            body[key.as_str()] = value;
         }
         body
     }
@@ -207,6 +295,15 @@ impl Error {
                     resp.headers_mut().insert(header::ETAG, tag);
                 }
             }
+            Error::InBatch { source, .. } => source.headers(resp),
+            Error::Replayed { code, details, .. } => {
+                if *code == "VERSION_CONFLICT"
+                    && let Some(current) = details.get("currentVersion").and_then(|v| v.as_i64())
+                    && let Ok(tag) = HeaderValue::from_str(&format!("\"{current}\""))
+                {
+                    resp.headers_mut().insert(header::ETAG, tag);
+                }
+            }
             _ => {}
         }
     }
@@ -217,11 +314,41 @@ impl Error {
         let mut error =
             json!({"message": self.public_message(), "extensions": {"code": self.code()}});
         for (key, value) in self.details() {
-            error["extensions"][key] = value;
+            error["extensions"][key.as_str()] = value;
         }
         let mut resp = (self.status(), Json(json!({"errors": [error]}))).into_response();
         self.headers(&mut resp);
         resp
+    }
+}
+
+/// The codes a stored refusal can have, as the static strings [`Error::code`] returns.
+fn static_code(code: &str) -> &'static str {
+    const CODES: &[&str] = &[
+        "BAD_USER_INPUT",
+        "NOT_FOUND",
+        "VERSION_CONFLICT",
+        "ALREADY_EXISTS",
+        "FORBIDDEN",
+        "PAYLOAD_TOO_LARGE",
+    ];
+    CODES
+        .iter()
+        .find(|c| **c == code)
+        .copied()
+        .unwrap_or("INTERNAL_SERVER_ERROR")
+}
+
+/// The status of a stored refusal's code, as [`Error::status`] gives it.
+fn status_of(code: &str) -> StatusCode {
+    match code {
+        "BAD_USER_INPUT" => StatusCode::BAD_REQUEST,
+        "NOT_FOUND" => StatusCode::NOT_FOUND,
+        "VERSION_CONFLICT" => StatusCode::PRECONDITION_FAILED,
+        "ALREADY_EXISTS" => StatusCode::CONFLICT,
+        "FORBIDDEN" => StatusCode::FORBIDDEN,
+        "PAYLOAD_TOO_LARGE" => StatusCode::PAYLOAD_TOO_LARGE,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 

@@ -198,6 +198,11 @@ pub struct Record {
     /// When it last changed.
     #[serde(serialize_with = "rfc3339")]
     pub updated_at: DateTime<Utc>,
+    /// The cursor of the change that produced this version: exactly the `cursor` of
+    /// that change's `RecordChange` event, and accepted as `after` everywhere (a
+    /// deleted record's last state carries the delete's). A write's answer is its
+    /// receipt: once a subscription has delivered this cursor, the write has reached it.
+    pub change_cursor: String,
 }
 
 #[ComplexObject]
@@ -208,16 +213,46 @@ impl Record {
     }
 }
 
-impl From<record::Model> for Record {
-    fn from(m: record::Model) -> Self {
+impl Record {
+    /// The record as clients see it, its change cursor encoded by `cursors`.
+    pub fn new(m: &record::Model, cursors: &ChangeCursors) -> Self {
         Self {
             id: m.id,
-            collection: m.collection,
+            collection: m.collection.clone(),
             data: Data::from_value(&m.data),
             version: m.version,
             created_at: m.created_at,
             updated_at: m.updated_at,
+            change_cursor: cursors.encode(m.change_seq),
         }
+    }
+}
+
+/// A record as stored with an idempotency key's outcome, read back byte for byte.
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct StoredRecord {
+    id: Uuid,
+    collection: String,
+    data: Box<RawValue>,
+    version: i32,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    change_cursor: String,
+}
+
+impl<'de> serde::Deserialize<'de> for Record {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let r = StoredRecord::deserialize(d)?;
+        Ok(Self {
+            id: r.id,
+            collection: r.collection,
+            data: Data(Arc::from(r.data)),
+            version: r.version,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+            change_cursor: r.change_cursor,
+        })
     }
 }
 
@@ -239,8 +274,8 @@ pub struct RecordChange {
 impl RecordChange {
     /// The change as clients see it, its position encoded by `cursors`.
     pub fn new(c: &Change, cursors: &ChangeCursors) -> Result<Self> {
+        let cursor = cursors.encode(c.seq);
         Ok(Self {
-            cursor: cursors.encode(c.seq),
             kind: c.kind,
             record: Record {
                 id: c.record_id,
@@ -249,7 +284,9 @@ impl RecordChange {
                 version: c.version,
                 created_at: c.record_created_at,
                 updated_at: c.record_updated_at,
+                change_cursor: cursor.clone(),
             },
+            cursor,
             changed_at: c.changed_at,
         })
     }

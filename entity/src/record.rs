@@ -20,6 +20,9 @@ pub struct Model {
     pub created_at: DateTimeUtc,
     /// When the record last changed (UTC, microsecond precision).
     pub updated_at: DateTimeUtc,
+    /// The change-log position of the change that produced this version (for records
+    /// older than the log's retention: a position at or after it).
+    pub change_seq: i64,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

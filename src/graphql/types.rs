@@ -1,6 +1,6 @@
 //! GraphQL object, input and connection types.
 
-use async_graphql::{Enum, InputObject, Json, Object, Result, SimpleObject};
+use async_graphql::{Enum, InputObject, Json, Object, OneofObject, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use uuid::Uuid;
@@ -145,6 +145,96 @@ pub struct CreateRecordInput {
     pub collection: String,
     /// The record's content: a JSON object.
     pub data: Json<Value>,
+}
+
+/// The replacement of a record's data, in `commitWrites`.
+#[derive(InputObject)]
+pub struct UpdateWrite {
+    /// The record.
+    pub id: Uuid,
+    /// Its new data: a JSON object.
+    pub data: Json<Value>,
+    /// Refuse (`VERSION_CONFLICT`) unless the record is at this version.
+    pub expected_version: Option<i32>,
+}
+
+/// A JSON Merge Patch of a record's data, in `commitWrites`.
+#[derive(InputObject)]
+pub struct PatchWrite {
+    /// The record.
+    pub id: Uuid,
+    /// The merge patch (RFC 7396).
+    pub patch: Json<Value>,
+    /// Refuse (`VERSION_CONFLICT`) unless the record is at this version.
+    pub expected_version: Option<i32>,
+}
+
+/// The deletion of a record, in `commitWrites`.
+#[derive(InputObject)]
+pub struct DeleteWrite {
+    /// The record.
+    pub id: Uuid,
+    /// Refuse (`VERSION_CONFLICT`) unless the record is at this version.
+    pub expected_version: Option<i32>,
+}
+
+/// One write of an atomic batch: exactly one of its fields.
+#[derive(OneofObject)]
+pub enum WriteInput {
+    /// Create a record.
+    Create(CreateRecordInput),
+    /// Replace a record's data.
+    Update(UpdateWrite),
+    /// Merge-patch a record's data.
+    Patch(PatchWrite),
+    /// Delete a record.
+    Delete(DeleteWrite),
+}
+
+impl From<WriteInput> for store::WriteOp {
+    fn from(w: WriteInput) -> Self {
+        use store::Write;
+        match w {
+            WriteInput::Create(c) => Self {
+                id: c.id,
+                write: Write::Create {
+                    collection: c.collection,
+                    data: c.data.0,
+                },
+            },
+            WriteInput::Update(u) => Self {
+                id: Some(u.id),
+                write: Write::Replace {
+                    data: u.data.0,
+                    expected_version: u.expected_version,
+                },
+            },
+            WriteInput::Patch(p) => Self {
+                id: Some(p.id),
+                write: Write::Patch {
+                    patch: p.patch.0,
+                    expected_version: p.expected_version,
+                },
+            },
+            WriteInput::Delete(d) => Self {
+                id: Some(d.id),
+                write: Write::Delete {
+                    expected_version: d.expected_version,
+                },
+            },
+        }
+    }
+}
+
+/// What an atomic batch wrote.
+#[derive(SimpleObject)]
+pub struct WriteBatch {
+    /// The records after each write, in write order (a delete's is the record's last
+    /// state).
+    pub records: Vec<Record>,
+    /// The cursor of the batch's last change: once a subscription has delivered it,
+    /// the whole batch has reached it.
+    pub change_cursor: String,
 }
 
 /// Conditions on `records`; all given conditions must hold.

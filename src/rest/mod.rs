@@ -17,7 +17,7 @@ use axum::{
     Router,
     extract::FromRef,
     http::{HeaderMap, HeaderValue, header},
-    routing::{MethodRouter, get},
+    routing::{MethodRouter, get, post},
 };
 use serde_json::Value;
 use uuid::Uuid;
@@ -65,6 +65,7 @@ pub fn router(state: RestState) -> Router {
                 "GET, PUT, PATCH, DELETE",
             ),
         )
+        .route("/batch", not_allowed(post(records::batch), "POST"))
         .route("/changes", not_allowed(get(changes::list), "GET"))
         .route("/changes/stream", not_allowed(get(changes::stream), "GET"))
         .fallback(|| async { Error::NoRoute })

@@ -25,7 +25,7 @@ use crate::{
     http::request::{has_media_type, read_body},
     model::Record,
     service::Service,
-    store::{Write, records::PageRequest},
+    store::{Write, WriteOp, Written, records::PageRequest},
 };
 
 const JSON: &str = "application/json";
@@ -161,17 +161,13 @@ pub async fn create(
     req: Request,
 ) -> Result<Response> {
     let (parts, body) = req.into_parts();
+    let key = idempotency_key(&parts.headers)?;
     let body: CreateBody = json_body(&state, &parts.headers, body, &[JSON]).await?;
-    let record = state
+    let written = state
         .service
-        .create(&access, body.id, body.collection, body.data)
+        .create(&access, body.id, body.collection, body.data, key)
         .await?;
-    let location = format!("/api/records/{}", record.id);
-    let mut resp = with_etag(StatusCode::CREATED, record);
-    if let Ok(location) = HeaderValue::from_str(&location) {
-        resp.headers_mut().insert(header::LOCATION, location);
-    }
-    Ok(resp)
+    written_response(StatusCode::CREATED, written, true)
 }
 
 /// The body of `PUT /api/records/{id}`.
@@ -238,11 +234,11 @@ async fn write_with_body<T: serde::de::DeserializeOwned>(
     let id = parse_id(id)?;
     let (parts, body) = req.into_parts();
     let body: T = json_body(state, &parts.headers, body, accepted).await?;
-    let record = conditional(state, access, id, &parts.headers, |expected| {
+    let written = conditional(state, access, id, &parts.headers, |expected| {
         make(body, expected)
     })
     .await?;
-    Ok(with_etag(StatusCode::OK, record))
+    written_response(StatusCode::OK, written, false)
 }
 
 /// `DELETE /api/records/{id}`: deletes the record and answers with its last state.
@@ -253,11 +249,11 @@ pub async fn delete(
     headers: HeaderMap,
 ) -> Result<Response> {
     let id = parse_id(&id)?;
-    let record = conditional(&state, &access, id, &headers, |expected_version| {
+    let written = conditional(&state, &access, id, &headers, |expected_version| {
         Write::Delete { expected_version }
     })
     .await?;
-    Ok((StatusCode::OK, Json(Record::from(record))).into_response())
+    written_response(StatusCode::OK, written, false)
 }
 
 /// Applies the write `make` builds for the version `If-Match` asks for.
@@ -267,7 +263,156 @@ async fn conditional(
     id: Uuid,
     headers: &HeaderMap,
     make: impl FnOnce(Option<i32>) -> Write,
-) -> Result<entity::record::Model> {
+) -> Result<Written> {
+    let key = idempotency_key(headers)?;
     let expected = expected_version(&state.service, access, id, headers).await?;
-    state.service.apply(access, id, make(expected)).await
+    state
+        .service
+        .apply(access, Some(id), make(expected), key)
+        .await
+}
+
+/// The `Idempotency-Key` header, if sent (checked by the service; one that is not
+/// even text is `BAD_USER_INPUT` here).
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<&str>> {
+    headers
+        .get("idempotency-key")
+        .map(|v| {
+            v.to_str().map_err(|_| {
+                Error::bad_input("an idempotency key is 1 to 255 printable ASCII characters")
+            })
+        })
+        .transpose()
+}
+
+/// The answer to a one-record write: the record with its `ETag` (and, for a create,
+/// `Location`), and `Idempotent-Replayed: true` when it repeats a stored outcome.
+fn written_response(status: StatusCode, written: Written, location: bool) -> Result<Response> {
+    let replayed = written.replayed;
+    let record = written
+        .records
+        .into_iter()
+        .next()
+        .ok_or_else(|| Error::Internal("a write without a result".into()))?;
+    let path = format!("/api/records/{}", record.id);
+    let mut resp = with_etag(status, record);
+    if location && let Ok(path) = HeaderValue::from_str(&path) {
+        resp.headers_mut().insert(header::LOCATION, path);
+    }
+    if replayed {
+        resp.headers_mut()
+            .insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    Ok(resp)
+}
+
+/// One write of `POST /api/batch`: `{"create": {…}}`, `{"update": {…}}`,
+/// `{"patch": {…}}` or `{"delete": {…}}`.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+enum BatchWrite {
+    Create(CreateBody),
+    Update(UpdateBody),
+    Patch(PatchBody),
+    Delete(DeleteBody),
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct UpdateBody {
+    id: Uuid,
+    data: Value,
+    expected_version: Option<i32>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct PatchBody {
+    id: Uuid,
+    patch: Value,
+    expected_version: Option<i32>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct DeleteBody {
+    id: Uuid,
+    expected_version: Option<i32>,
+}
+
+/// The body of `POST /api/batch`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BatchBody {
+    writes: Vec<BatchWrite>,
+}
+
+impl From<BatchWrite> for WriteOp {
+    fn from(w: BatchWrite) -> Self {
+        match w {
+            BatchWrite::Create(c) => Self {
+                id: c.id,
+                write: Write::Create {
+                    collection: c.collection,
+                    data: c.data,
+                },
+            },
+            BatchWrite::Update(u) => Self {
+                id: Some(u.id),
+                write: Write::Replace {
+                    data: u.data,
+                    expected_version: u.expected_version,
+                },
+            },
+            BatchWrite::Patch(p) => Self {
+                id: Some(p.id),
+                write: Write::Patch {
+                    patch: p.patch,
+                    expected_version: p.expected_version,
+                },
+            },
+            BatchWrite::Delete(d) => Self {
+                id: Some(d.id),
+                write: Write::Delete {
+                    expected_version: d.expected_version,
+                },
+            },
+        }
+    }
+}
+
+/// `POST /api/batch` with `{"writes": [{"create": {…}}, {"patch": {"id", "patch",
+/// "expectedVersion"}}, …]}`: every write in one transaction, in order, or none (the
+/// error then has the refused write's `index`); 200 with `{"records", "changeCursor"}`.
+pub async fn batch(
+    State(state): State<RestState>,
+    access: Access,
+    req: Request,
+) -> Result<Response> {
+    let (parts, body) = req.into_parts();
+    let key = idempotency_key(&parts.headers)?;
+    let body: BatchBody = json_body(&state, &parts.headers, body, &[JSON]).await?;
+    let ops = body.writes.into_iter().map(Into::into).collect();
+    let written = state.service.commit_writes(&access, ops, key).await?;
+    #[derive(serde::Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Answer {
+        change_cursor: String,
+        records: Vec<Record>,
+    }
+    let replayed = written.replayed;
+    let answer = Answer {
+        change_cursor: written
+            .records
+            .last()
+            .map(|r| r.change_cursor.clone())
+            .unwrap_or_default(),
+        records: written.records,
+    };
+    let mut resp = (StatusCode::OK, Json(answer)).into_response();
+    if replayed {
+        resp.headers_mut()
+            .insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    Ok(resp)
 }

@@ -23,7 +23,6 @@ pub mod follower;
 
 use std::{sync::Arc, time::Duration};
 
-use entity::record;
 use futures_util::Stream;
 use serde_json::Value;
 use uuid::Uuid;
@@ -34,7 +33,7 @@ use crate::{
     error::{Error, Result},
     model::{Change, ChangeKind, Record, ResponseBudget},
     store::{
-        Store, Write,
+        IdempotencyKey, Store, Write, WriteOp, Written,
         changes::{ChangeBatch, ChangeFilter},
         records::{Page, PageRequest},
     },
@@ -158,9 +157,9 @@ impl Service {
         id: Option<Uuid>,
         collection: String,
         data: Value,
-    ) -> Result<record::Model> {
-        let id = id.unwrap_or_else(Uuid::new_v4);
-        self.apply(access, id, Write::Create { collection, data })
+        key: Option<&str>,
+    ) -> Result<Written> {
+        self.apply(access, id, Write::Create { collection, data }, key)
             .await
     }
 
@@ -171,12 +170,13 @@ impl Service {
         id: Uuid,
         data: Value,
         expected_version: Option<i32>,
-    ) -> Result<record::Model> {
+        key: Option<&str>,
+    ) -> Result<Written> {
         let write = Write::Replace {
             data,
             expected_version,
         };
-        self.apply(access, id, write).await
+        self.apply(access, Some(id), write, key).await
     }
 
     /// Applies a JSON Merge Patch (RFC 7396) to a record's data.
@@ -186,12 +186,13 @@ impl Service {
         id: Uuid,
         patch: Value,
         expected_version: Option<i32>,
-    ) -> Result<record::Model> {
+        key: Option<&str>,
+    ) -> Result<Written> {
         let write = Write::Patch {
             patch,
             expected_version,
         };
-        self.apply(access, id, write).await
+        self.apply(access, Some(id), write, key).await
     }
 
     /// Deletes a record and returns its last state.
@@ -200,20 +201,54 @@ impl Service {
         access: &Access,
         id: Uuid,
         expected_version: Option<i32>,
-    ) -> Result<record::Model> {
-        self.apply(access, id, Write::Delete { expected_version })
+        key: Option<&str>,
+    ) -> Result<Written> {
+        self.apply(access, Some(id), Write::Delete { expected_version }, key)
             .await
     }
 
     /// Any one write, through the single write path: the record and its change commit
     /// together, then the change is published. Returns the record after the write (for
     /// a delete, its last state).
-    pub async fn apply(&self, access: &Access, id: Uuid, write: Write) -> Result<record::Model> {
+    pub async fn apply(
+        &self,
+        access: &Access,
+        id: Option<Uuid>,
+        write: Write,
+        key: Option<&str>,
+    ) -> Result<Written> {
         access.check_write()?;
         if let Write::Create { collection, .. } = &write {
             access.check_collection(collection)?;
         }
-        self.store.write(access, id, write).await
+        let key = idempotency_key(access, key)?;
+        self.store
+            .write(access, vec![WriteOp { id, write }], false, key)
+            .await
+    }
+
+    /// An atomic batch: every write of `ops` in one transaction, in order, each seeing
+    /// the ones before it, or none of them. A refusal (access included) names the
+    /// write's `index`.
+    pub async fn commit_writes(
+        &self,
+        access: &Access,
+        ops: Vec<WriteOp>,
+        key: Option<&str>,
+    ) -> Result<Written> {
+        access.check_write()?;
+        for (index, op) in ops.iter().enumerate() {
+            if let Write::Create { collection, .. } = &op.write {
+                access
+                    .check_collection(collection)
+                    .map_err(|err| Error::InBatch {
+                        index,
+                        source: Box::new(err),
+                    })?;
+            }
+        }
+        let key = idempotency_key(access, key)?;
+        self.store.write(access, ops, true, key).await
     }
 
     /// The version to expect when a client accepts any of `versions` (an `If-Match`
@@ -251,4 +286,37 @@ impl Service {
     pub async fn prune(&self, retention: Duration) -> Result<u64> {
         self.store.prune(retention).await
     }
+
+    /// Forgets idempotency keys older than `retention`; the number forgotten.
+    pub async fn prune_keys(&self, retention: Duration) -> Result<u64> {
+        self.store.prune_keys(retention).await
+    }
+}
+
+/// Checks a client's idempotency key and puts it in the caller's scope: the token's
+/// `sub`, or one shared scope in local mode. A token without `sub` cannot use keys
+/// (whose would they be?).
+fn idempotency_key(access: &Access, key: Option<&str>) -> Result<Option<IdempotencyKey>> {
+    let Some(key) = key else {
+        return Ok(None);
+    };
+    if key.is_empty() || key.len() > 255 || !key.bytes().all(|b| (0x20..=0x7e).contains(&b)) {
+        return Err(Error::bad_input(
+            "an idempotency key is 1 to 255 printable ASCII characters",
+        ));
+    }
+    let scope = match (&access.subject, access.expires_at) {
+        (Some(sub), _) => format!("sub:{sub}"),
+        // Authentication is off: every token is valid until some `exp`, local access never.
+        (None, None) => "local".to_owned(),
+        (None, Some(_)) => {
+            return Err(Error::bad_input(
+                "idempotency keys need a token with `sub`: keys are kept per caller",
+            ));
+        }
+    };
+    Ok(Some(IdempotencyKey {
+        scope,
+        key: key.to_owned(),
+    }))
 }

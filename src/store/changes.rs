@@ -276,6 +276,20 @@ impl Store {
             .await
     }
 
+    /// Deletes idempotency keys older than `retention`: a retry after that runs anew.
+    pub async fn prune_keys(&self, retention: Duration) -> Result<u64> {
+        use entity::idempotency_key;
+        let retention = chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::MAX);
+        let Some(cutoff) = Utc::now().checked_sub_signed(retention) else {
+            return Ok(0);
+        };
+        Ok(idempotency_key::Entity::delete_many()
+            .filter(idempotency_key::Column::CreatedAt.lt(cutoff))
+            .exec(self.db())
+            .await?
+            .rows_affected)
+    }
+
     /// Deletes changes older than `retention` and records how far the log was pruned.
     /// Returns the number of changes deleted.
     pub async fn prune(&self, retention: Duration) -> Result<u64> {

@@ -60,10 +60,12 @@ use crate::{
     validate::{check_no_nul, validate_collection},
 };
 
+use crate::model::Record;
 pub use crate::model::{Change, ChangeKind};
 
 /// One write a client asked for.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub enum Write {
     /// Create a record.
     Create {
@@ -93,6 +95,36 @@ pub enum Write {
     },
 }
 
+/// One write of a request: the record (`None` for a create given no id, which gets a
+/// new one) and what to do to it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct WriteOp {
+    /// The record.
+    pub id: Option<Uuid>,
+    /// What to do.
+    pub write: Write,
+}
+
+/// A client's idempotency key, in its caller's scope.
+#[derive(Debug, Clone)]
+pub struct IdempotencyKey {
+    /// Whose key: the token's `sub`, or the shared scope of local mode.
+    pub scope: String,
+    /// The key (1–255 printable ASCII characters, checked by the service).
+    pub key: String,
+}
+
+/// What a write request produced: the records after each write, in order (a delete's
+/// is the record's last state), and whether this is the stored outcome of an earlier
+/// request with the same idempotency key.
+#[derive(Debug, Clone)]
+pub struct Written {
+    /// The records.
+    pub records: Vec<Record>,
+    /// A repeat of the first outcome: nothing was written or published now.
+    pub replayed: bool,
+}
+
 /// The limits the store enforces on what clients send.
 #[derive(Debug, Clone)]
 pub struct Limits {
@@ -112,6 +144,8 @@ pub struct Limits {
     pub write_batch: usize,
     /// Writes waiting for the writer task before clients wait for room.
     pub write_queue: usize,
+    /// Most writes in one atomic batch.
+    pub max_batch_writes: usize,
 }
 
 /// A cheap-to-clone handle on the database, the write lock and the broker.
@@ -250,6 +284,7 @@ impl Store {
             lock: Arc::clone(&lock),
             broker: broker.clone(),
             limits: Arc::clone(&limits),
+            cursors: cursors.clone(),
         };
         let batch = limits.write_batch;
         if db.get_database_backend() == DbBackend::Sqlite {
@@ -319,21 +354,92 @@ impl Store {
         self.db.get_database_backend()
     }
 
-    /// Applies one write to record `id` for a caller with `access` (which the service
-    /// has checked): validates it, queues it for the writer task, which commits the
-    /// record and its change-log entry in one transaction and then publishes the change,
-    /// and returns the record's state after the write (for a delete: its last state). A
-    /// refused write changes and publishes nothing. A record in a collection the caller
-    /// may not access is `NOT_FOUND`, as if it did not exist.
-    pub async fn write(&self, access: &Access, id: Uuid, write: Write) -> Result<record::Model> {
+    /// Applies `ops` for a caller with `access` (which the service has checked): one
+    /// write, or with `batch` an atomic batch (all or nothing, in order, each write
+    /// seeing the ones before it; a refusal names its write's index). Validates the
+    /// data, queues the request for the writer task, which commits the records, their
+    /// change-log entries and the idempotency key's outcome in one transaction and then
+    /// publishes the changes, and returns the records after each write (for a delete:
+    /// its last state). A refused request changes and publishes nothing. A record in a
+    /// collection the caller may not access is `NOT_FOUND`, as if it did not exist.
+    ///
+    /// With `key`, a request already committed under that key answers its first
+    /// outcome again (`replayed`) and writes nothing; the key used for a different
+    /// request is `IDEMPOTENCY_KEY_REUSED`.
+    pub async fn write(
+        &self,
+        access: &Access,
+        ops: Vec<WriteOp>,
+        batch: bool,
+        key: Option<IdempotencyKey>,
+    ) -> Result<Written> {
         // The writer task owns the write from here: a request dropped half-way (a client
         // that disconnects, an aborted WebSocket operation) cannot stop it between its
         // COMMIT and its publication, or live subscribers would skip that change.
         let started = std::time::Instant::now();
+        if batch && ops.is_empty() {
+            return Err(Error::bad_input("a batch needs at least one write"));
+        }
+        if ops.len() > self.limits.max_batch_writes.max(1) {
+            return Err(Error::bad_input(format!(
+                "a batch may hold at most {} writes",
+                self.limits.max_batch_writes
+            )));
+        }
         // Data is checked (and put in canonical form) here, on the client's task, so the
         // queue only ever holds data within the limit and the writer has less to do.
         // Every write passes here, whichever transport or operation made it.
-        let write = match write {
+        let mut checked = Vec::with_capacity(ops.len());
+        for (index, op) in ops.into_iter().enumerate() {
+            let op = self.checked_op(op).map_err(|err| {
+                if batch {
+                    Error::InBatch {
+                        index,
+                        source: Box::new(err),
+                    }
+                } else {
+                    err
+                }
+            })?;
+            checked.push(op);
+        }
+        // The request as the key remembers it: what the client sent (a create given no
+        // id is the same request whatever id it gets).
+        let key = key.map(|key| {
+            let request = serde_json::json!({"batch": batch, "writes": &checked});
+            let fingerprint = fingerprint(&request);
+            (key, fingerprint)
+        });
+        let ops = checked
+            .into_iter()
+            .map(|op| (op.id.unwrap_or_else(Uuid::new_v4), op.write))
+            .collect();
+        // Room in the queue first: a client that leaves while waiting for it has queued
+        // nothing, and once queued, the write no longer depends on the client.
+        let permit = self
+            .queue
+            .reserve()
+            .await
+            .map_err(|_| Error::Internal("the writer task has stopped".into()))?;
+        let (reply, outcome) = oneshot::channel();
+        permit.send(writer::Job {
+            access: access.clone(),
+            ops,
+            batch,
+            key,
+            started,
+            reply,
+        });
+        // No answer means the writer's group failed without one (a bug, logged there):
+        // whether this write committed is unknown.
+        outcome.await.map_err(|_| {
+            Error::Internal("the write failed and whether it committed is unknown".into())
+        })?
+    }
+
+    /// One write with its data checked and in canonical form.
+    fn checked_op(&self, op: WriteOp) -> Result<WriteOp> {
+        let write = match op.write {
             Write::Create { collection, data } => {
                 validate_collection(&collection)?;
                 Write::Create {
@@ -362,26 +468,12 @@ impl Store {
             }
             other => other,
         };
-        // Room in the queue first: a client that leaves while waiting for it has queued
-        // nothing, and once queued, the write no longer depends on the client.
-        let permit = self
-            .queue
-            .reserve()
-            .await
-            .map_err(|_| Error::Internal("the writer task has stopped".into()))?;
-        let (reply, outcome) = oneshot::channel();
-        permit.send(writer::Job {
-            access: access.clone(),
-            id,
-            write,
-            started,
-            reply,
-        });
-        // No answer means the writer's group failed without one (a bug, logged there):
-        // whether this write committed is unknown.
-        outcome.await.map_err(|_| {
-            Error::Internal("the write failed and whether it committed is unknown".into())
-        })?
+        if op.id.is_none() && !matches!(write, Write::Create { .. }) {
+            return Err(Error::bad_input(
+                "only a create may leave out the record's id",
+            ));
+        }
+        Ok(WriteOp { id: op.id, write })
     }
 
     /// Checks a client page size (`first`/`last`) against the limits.
@@ -494,14 +586,35 @@ fn check_depth(value: &Value, max: usize) -> Result<()> {
     Ok(())
 }
 
-/// Refuses a write whose `expectedVersion` is stale.
-fn check_version(current: &record::Model, expected: Option<i32>) -> Result<()> {
+/// Refuses a write whose `expectedVersion` is stale. The refusal carries the record as
+/// it is now for a caller who may read it (`current`), else only its version.
+fn check_version(
+    current: &record::Model,
+    expected: Option<i32>,
+    access: &Access,
+    cursors: &ChangeCursors,
+) -> Result<()> {
     match expected {
         Some(expected) if expected != current.version => Err(Error::VersionConflict {
             id: current.id,
             expected,
             current: current.version,
+            record: access
+                .read
+                .then(|| serde_json::to_value(Record::new(current, cursors)).ok())
+                .flatten()
+                .map(Box::new),
         }),
         _ => Ok(()),
     }
+}
+
+/// SHA-256 (hex) of a request's canonical JSON: what an idempotency key is bound to.
+fn fingerprint(request: &Value) -> String {
+    use sha2::{Digest, Sha256};
+    let text = serde_json::to_string(request).unwrap_or_default();
+    Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }

@@ -90,7 +90,8 @@ impl Store {
             .all(self.db())
             .await?;
         let backend = self.backend();
-        Ok(rows::decoded(rows, "record", |r| r.into_record(backend)).pop())
+        let cursors = self.cursors();
+        Ok(rows::decoded(rows, "record", |r| r.into_record(backend, cursors)).pop())
     }
 
     /// A page of records, read in one snapshot together with the change-log position,
@@ -156,7 +157,9 @@ impl Store {
             if read > limit {
                 break;
             }
-            if let Some(record) = rows::decode(row, "record", |r| r.into_record(backend)) {
+            if let Some(record) =
+                rows::decode(row, "record", |r| r.into_record(backend, &self.cursors))
+            {
                 if let Some(budget) = &req.budget {
                     budget.charge(record.data.len())?;
                 }

@@ -24,6 +24,7 @@ use sea_orm::{
 use uuid::Uuid;
 
 use crate::{
+    cursor::ChangeCursors,
     error::{Error, Result},
     metrics as m,
     model::{Change, Data, Record, parse_unbounded},
@@ -38,6 +39,7 @@ pub struct RecordRow {
     version: i32,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
+    change_seq: i64,
 }
 
 /// A change-log row with its data as text.
@@ -166,7 +168,14 @@ pub fn records() -> Select<record::Entity> {
     use record::Column as C;
     record::Entity::find()
         .select_only()
-        .columns([C::Id, C::Collection, C::Version, C::CreatedAt, C::UpdatedAt])
+        .columns([
+            C::Id,
+            C::Collection,
+            C::Version,
+            C::CreatedAt,
+            C::UpdatedAt,
+            C::ChangeSeq,
+        ])
         .expr_as(data_as_text(), "data")
 }
 
@@ -190,7 +199,7 @@ pub fn changes() -> Select<record_change::Entity> {
 
 impl RecordRow {
     /// The record, its data kept as text.
-    pub fn into_record(self, backend: DbBackend) -> Result<Record> {
+    pub fn into_record(self, backend: DbBackend, cursors: &ChangeCursors) -> Result<Record> {
         Ok(Record {
             id: self.id,
             collection: self.collection,
@@ -198,6 +207,7 @@ impl RecordRow {
             version: self.version,
             created_at: self.created_at,
             updated_at: self.updated_at,
+            change_cursor: cursors.encode(self.change_seq),
         })
     }
 
@@ -210,6 +220,7 @@ impl RecordRow {
             version: self.version,
             created_at: self.created_at,
             updated_at: self.updated_at,
+            change_seq: self.change_seq,
         })
     }
 }

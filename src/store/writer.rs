@@ -38,7 +38,7 @@ use std::{
     time::Instant,
 };
 
-use entity::{record, record_change};
+use entity::{idempotency_key, record, record_change};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, EntityTrait,
     QueryFilter, Set, SqliteTransactionMode, TransactionOptions, TransactionTrait,
@@ -48,15 +48,16 @@ use tokio::sync::{Mutex, mpsc, oneshot};
 use uuid::Uuid;
 
 use super::{
-    Change, ChangeKind, Limits, NOTIFY_CHANNEL, WRITE_LOCK_KEY, Write, changes, check_version,
-    patch,
+    Change, ChangeKind, IdempotencyKey, Limits, NOTIFY_CHANNEL, WRITE_LOCK_KEY, Write, Written,
+    changes, check_version, patch,
     rows::{self, DecodedRecord},
 };
 use crate::{
     auth::Access,
     broker::Broker,
+    cursor::ChangeCursors,
     error::{Error, Result},
-    model::Data,
+    model::{Data, Record},
 };
 
 /// First wait before the writer retries a resync that failed; doubles up to
@@ -65,19 +66,40 @@ const RESYNC_RETRY_MIN: std::time::Duration = std::time::Duration::from_secs(1);
 /// Longest wait between resync attempts.
 const RESYNC_RETRY_MAX: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// One write waiting for the writer task.
+/// One request waiting for the writer task: a write, or an atomic batch of them.
 pub(super) struct Job {
-    /// Who asked: decides which existing records the write can see.
+    /// Who asked: decides which existing records the writes can see.
     pub access: Access,
-    /// The record.
-    pub id: Uuid,
-    /// What to do. Data to create or replace with has been checked already (it is in
-    /// canonical form and within the limits); a patch's result is checked here.
-    pub write: Write,
+    /// The records and what to do to each, in order. Data to create or replace with has
+    /// been checked already (it is in canonical form and within the limits); a patch's
+    /// result is checked here.
+    pub ops: Vec<(Uuid, Write)>,
+    /// An atomic batch: a refusal names the write's index.
+    pub batch: bool,
+    /// The idempotency key and the fingerprint of the request it is bound to.
+    pub key: Option<(IdempotencyKey, String)>,
     /// When the client's request reached the store (for the latency histogram).
     pub started: Instant,
     /// Where the outcome goes.
-    pub reply: oneshot::Sender<Result<record::Model>>,
+    pub reply: oneshot::Sender<Result<Written>>,
+}
+
+/// What the writer decided for one job before anything is written.
+enum Decision {
+    /// Its writes apply: their results, and where their changes start in the group's
+    /// change rows (one change per write, in order).
+    Apply {
+        results: Vec<record::Model>,
+        first_change: usize,
+    },
+    /// Refused: nothing of it is written. Stored with its key, if it has one and the
+    /// refusal is an outcome.
+    Refused(Error),
+    /// Its key was used before with this request: the stored outcome, again.
+    Replay(Result<Written>),
+    /// Its key was used by an earlier job of this group with this request: that job's
+    /// outcome, again.
+    SameAs(usize),
 }
 
 /// What the writer task needs: the pool, the lock, the broker and the limits.
@@ -91,6 +113,8 @@ pub(super) struct Writer {
     pub broker: Broker,
     /// What clients may send.
     pub limits: Arc<Limits>,
+    /// Encodes the change cursors of answers.
+    pub cursors: ChangeCursors,
 }
 
 /// Why a group did not commit.
@@ -221,7 +245,7 @@ impl Writer {
             }
         };
         for (job, outcome) in jobs.into_iter().zip(outcomes) {
-            crate::metrics::mutation_finished(kind_label(&job.write), job.started);
+            crate::metrics::mutation_finished(kind_label(&job), job.started);
             // The client may have gone; its write stands all the same.
             let _ = job.reply.send(outcome);
         }
@@ -232,7 +256,7 @@ impl Writer {
     async fn commit_group(
         &self,
         jobs: &[Job],
-    ) -> std::result::Result<Vec<Result<record::Model>>, GroupError> {
+    ) -> std::result::Result<Vec<Result<Written>>, GroupError> {
         let postgres = self.db.get_database_backend() == DbBackend::Postgres;
         let setup = |e: sea_orm::DbErr| GroupError::Setup(e.into());
         // IMMEDIATE takes SQLite's write lock up front, so the reads of the current
@@ -252,10 +276,7 @@ impl Writer {
                 .await
                 .map_err(setup)?;
         }
-        let (outcomes, pending) = self.stage(&txn, jobs).await?;
-        let changes = insert_changes(&txn, pending)
-            .await
-            .map_err(GroupError::Statement)?;
+        let (outcomes, changes) = self.stage(&txn, jobs).await?;
         if postgres && let Some(last) = changes.last() {
             // Delivered to every instance's follower when (and only if) this commits.
             txn.execute_unprepared(&format!(
@@ -294,24 +315,23 @@ impl Writer {
     }
 
     /// Decides every job against the current states (and the states the jobs before it
-    /// leave), writes the records' new states, and returns each job's outcome with the
-    /// change-log rows still to insert, in order.
+    /// leave), appends their changes to the log, writes the records' new states and the
+    /// outcomes of jobs with idempotency keys; each job's outcome, and the changes.
     async fn stage(
         &self,
         txn: &DatabaseTransaction,
         jobs: &[Job],
-    ) -> std::result::Result<(Vec<Result<record::Model>>, Vec<record_change::Model>), GroupError>
-    {
+    ) -> std::result::Result<(Vec<Result<Written>>, Vec<Change>), GroupError> {
         let ids: Vec<Uuid> = jobs
             .iter()
-            .map(|j| j.id)
+            .flat_map(|j| j.ops.iter().map(|(id, _)| *id))
             .collect::<HashSet<_>>()
             .into_iter()
             .collect();
         // Every record the group touches, as it is now; absent ones are added as `None`
-        // when a job first looks.
-        // Read with the data as text and parsed at any depth, each row on its own: a
-        // row that cannot be read fails only the writes to that record.
+        // when a job first looks. Read with the data as text and parsed at any depth,
+        // each row on its own: a row that cannot be read fails only the writes to that
+        // record.
         let rows = rows::records()
             .filter(record::Column::Id.is_in(ids))
             .into_model::<DecodedRecord>()
@@ -332,36 +352,110 @@ impl Writer {
             }
         }
 
-        let mut outcomes = Vec::with_capacity(jobs.len());
+        let mut decisions = Vec::with_capacity(jobs.len());
         let mut pending = Vec::with_capacity(jobs.len());
         let (mut touched, mut seen) = (Vec::new(), HashSet::new());
-        for job in jobs {
-            if unreadable.contains(&job.id) {
-                outcomes.push(Err(Error::Internal(format!(
-                    "record {} cannot be read from the database",
-                    job.id
-                ))));
+        // Keys decided earlier in this group: the job and its fingerprint.
+        let mut keys: HashMap<(&str, &str), (usize, &str)> = HashMap::new();
+        for (j, job) in jobs.iter().enumerate() {
+            if let Some((key, fingerprint)) = &job.key {
+                let k = (key.scope.as_str(), key.key.as_str());
+                if let Some((earlier, first)) = keys.get(&k) {
+                    decisions.push(if first == fingerprint {
+                        Decision::SameAs(*earlier)
+                    } else {
+                        Decision::Refused(Error::IdempotencyKeyReused)
+                    });
+                    continue;
+                }
+                let stored =
+                    idempotency_key::Entity::find_by_id((key.scope.clone(), key.key.clone()))
+                        .one(txn)
+                        .await
+                        .map_err(|e| GroupError::Setup(e.into()))?;
+                if let Some(stored) = stored {
+                    decisions.push(if &stored.fingerprint == fingerprint {
+                        Decision::Replay(replay(&stored.outcome))
+                    } else {
+                        Decision::Refused(Error::IdempotencyKeyReused)
+                    });
+                    continue;
+                }
+                keys.insert(k, (j, fingerprint.as_str()));
+            }
+            // Each write against the states the writes before it leave; on a refusal,
+            // the job's earlier writes are undone.
+            let mut undo: Vec<(Uuid, Option<record::Model>)> = Vec::new();
+            let (mut results, mut changes) = (Vec::new(), Vec::new());
+            let mut refused = None;
+            for (index, (id, write)) in job.ops.iter().enumerate() {
+                let decided = if unreadable.contains(id) {
+                    Err(Error::Internal(format!(
+                        "record {id} cannot be read from the database"
+                    )))
+                } else {
+                    let at = super::now();
+                    let state = states.entry(*id).or_default();
+                    self.decide(&job.access, *id, write, state.as_ref(), at)
+                        .map(|(kind, after)| {
+                            undo.push((*id, state.clone()));
+                            changes.push(change_row(kind, &after, at));
+                            *state = (kind != ChangeKind::Deleted).then(|| after.clone());
+                            after
+                        })
+                };
+                match decided {
+                    Ok(after) => results.push(after),
+                    Err(err) => {
+                        refused = Some(if job.batch {
+                            Error::InBatch {
+                                index,
+                                source: Box::new(err),
+                            }
+                        } else {
+                            err
+                        });
+                        break;
+                    }
+                }
+            }
+            if let Some(err) = refused {
+                for (id, before) in undo.into_iter().rev() {
+                    states.insert(id, before);
+                }
+                decisions.push(Decision::Refused(err));
                 continue;
             }
-            let at = super::now();
-            let state = states.entry(job.id).or_default();
-            match self.decide(job, state.as_ref(), at) {
-                Ok((kind, after)) => {
-                    pending.push(change_row(kind, &after, at));
-                    *state = (kind != ChangeKind::Deleted).then(|| after.clone());
-                    if seen.insert(job.id) {
-                        touched.push(job.id);
-                    }
-                    outcomes.push(Ok(after));
+            for (id, _) in &job.ops {
+                if seen.insert(*id) {
+                    touched.push(*id);
                 }
-                Err(err) => outcomes.push(Err(err)),
             }
+            decisions.push(Decision::Apply {
+                results,
+                first_change: pending.len(),
+            });
+            pending.extend(changes);
+        }
+
+        // The changes first: their positions are the records' change cursors.
+        let changes = insert_changes(txn, pending)
+            .await
+            .map_err(GroupError::Statement)?;
+        let mut last_seq: HashMap<Uuid, i64> = HashMap::new();
+        for change in &changes {
+            last_seq.insert(change.record_id, change.seq);
         }
 
         let (mut upserts, mut deletes) = (Vec::new(), Vec::new());
         for id in touched {
             match states.remove(&id).flatten() {
-                Some(state) => upserts.push(record::ActiveModel::from(state)),
+                Some(mut state) => {
+                    if let Some(seq) = last_seq.get(&id) {
+                        state.change_seq = *seq;
+                    }
+                    upserts.push(record::ActiveModel::from(state));
+                }
                 None => deletes.push(id),
             }
         }
@@ -375,6 +469,7 @@ impl Writer {
                             record::Column::Version,
                             record::Column::CreatedAt,
                             record::Column::UpdatedAt,
+                            record::Column::ChangeSeq,
                         ])
                         .to_owned(),
                 )
@@ -389,22 +484,79 @@ impl Writer {
                 .await
                 .map_err(|e| GroupError::Statement(e.into()))?;
         }
-        Ok((outcomes, pending))
+
+        // Each job's outcome; those with a key are stored with the write.
+        let mut outcomes: Vec<Result<Written>> = Vec::with_capacity(jobs.len());
+        let mut stored = Vec::new();
+        let now = super::now();
+        for (job, decision) in jobs.iter().zip(decisions) {
+            let outcome = match decision {
+                Decision::Apply {
+                    results,
+                    first_change,
+                } => {
+                    let records = results
+                        .into_iter()
+                        .enumerate()
+                        .map(|(k, mut r)| {
+                            r.change_seq = changes[first_change + k].seq;
+                            Record::new(&r, &self.cursors)
+                        })
+                        .collect();
+                    Ok(Written {
+                        records,
+                        replayed: false,
+                    })
+                }
+                Decision::Refused(err) => Err(err),
+                Decision::Replay(outcome) => outcome,
+                Decision::SameAs(earlier) => replayed(&outcomes[earlier]),
+            };
+            let fresh = !matches!(&outcome, Ok(w) if w.replayed)
+                && !matches!(
+                    &outcome,
+                    Err(Error::Replayed { .. } | Error::IdempotencyKeyReused)
+                );
+            if let Some((key, fingerprint)) = &job.key
+                && fresh
+                && let Some(text) = stored_outcome(&outcome)
+            {
+                stored.push(idempotency_key::ActiveModel {
+                    scope: Set(key.scope.clone()),
+                    key: Set(key.key.clone()),
+                    fingerprint: Set(fingerprint.clone()),
+                    outcome: Set(text),
+                    created_at: Set(now),
+                });
+            }
+            outcomes.push(outcome);
+        }
+        if !stored.is_empty() {
+            idempotency_key::Entity::insert_many(stored)
+                .exec_without_returning(txn)
+                .await
+                .map_err(|e| GroupError::Statement(e.into()))?;
+        }
+        Ok((outcomes, changes))
     }
 
-    /// What one job does to the record's state `current`: the change's kind and the
+    /// What one write does to the record's state `current`: the change's kind and the
     /// record after it (for a delete, its last state), or why it is refused.
     fn decide(
         &self,
-        job: &Job,
+        access: &Access,
+        id: Uuid,
+        write: &Write,
         current: Option<&record::Model>,
         at: chrono::DateTime<chrono::Utc>,
     ) -> Result<(ChangeKind, record::Model)> {
-        let id = job.id;
         // A record in a collection the client may not access does not exist for it, but
         // taking its id is a duplicate all the same, as the primary key would say.
-        let visible = current.filter(|r| job.access.allows(&r.collection));
-        let (current, data, expected_version) = match (&job.write, visible) {
+        let visible = current.filter(|r| access.allows(&r.collection));
+        let check = |current: &record::Model, expected: Option<i32>| {
+            check_version(current, expected, access, &self.cursors)
+        };
+        let (current, data, expected_version) = match (write, visible) {
             (Write::Create { collection, data }, _) => {
                 if current.is_some() {
                     return Err(Error::AlreadyExists(id));
@@ -416,12 +568,13 @@ impl Writer {
                     version: 1,
                     created_at: at,
                     updated_at: at,
+                    change_seq: 0,
                 };
                 return Ok((ChangeKind::Created, state));
             }
             (_, None) => return Err(Error::NotFound(id)),
             (Write::Delete { expected_version }, Some(current)) => {
-                check_version(current, *expected_version)?;
+                check(current, *expected_version)?;
                 return Ok((ChangeKind::Deleted, current.clone()));
             }
             (
@@ -438,13 +591,13 @@ impl Writer {
                 },
                 Some(current),
             ) => {
-                check_version(current, *expected_version)?;
+                check(current, *expected_version)?;
                 let mut data = current.data.clone();
                 patch::merge_patch(&mut data, patch);
                 (current, super::checked_data(&self.limits, data)?, None)
             }
         };
-        check_version(current, expected_version)?;
+        check(current, expected_version)?;
         let version = current
             .version
             .checked_add(1)
@@ -456,6 +609,49 @@ impl Writer {
             ..current.clone()
         };
         Ok((ChangeKind::Updated, state))
+    }
+}
+
+/// The outcome as an idempotency key keeps it: the records, or a refusal that is an
+/// outcome. `None` when nothing was decided (the retry must run anew).
+fn stored_outcome(outcome: &Result<Written>) -> Option<String> {
+    let value = match outcome {
+        Ok(written) => serde_json::json!({"records": &written.records}),
+        Err(err) => serde_json::json!({"error": err.stored()?}),
+    };
+    serde_json::to_string(&value).ok()
+}
+
+/// A stored outcome, answered again.
+fn replay(text: &str) -> Result<Written> {
+    #[derive(serde::Deserialize)]
+    struct Stored {
+        records: Option<Vec<Record>>,
+        error: Option<serde_json::Value>,
+    }
+    let stored: Stored = serde_json::from_str(text)
+        .map_err(|e| Error::Internal(format!("a stored outcome cannot be read: {e}")))?;
+    match (stored.records, stored.error) {
+        (Some(records), _) => Ok(Written {
+            records,
+            replayed: true,
+        }),
+        (None, Some(error)) => Err(Error::replayed(&error)),
+        (None, None) => Err(Error::Internal("a stored outcome is empty".into())),
+    }
+}
+
+/// An outcome of this group, answered again to a job with the same key and request.
+fn replayed(outcome: &Result<Written>) -> Result<Written> {
+    match outcome {
+        Ok(written) => Ok(Written {
+            records: written.records.clone(),
+            replayed: true,
+        }),
+        Err(err) => Err(match err.stored() {
+            Some(stored) => Error::replayed(&stored),
+            None => same_error(err),
+        }),
     }
 }
 
@@ -546,12 +742,13 @@ fn same_error(err: &Error) -> Error {
     }
 }
 
-/// The metrics label of a write.
-fn kind_label(write: &Write) -> &'static str {
-    match write {
-        Write::Create { .. } => "create",
-        Write::Replace { .. } => "update",
-        Write::Patch { .. } => "patch",
-        Write::Delete { .. } => "delete",
+/// The metrics label of a request.
+fn kind_label(job: &Job) -> &'static str {
+    match job.ops.as_slice() {
+        [(_, Write::Create { .. })] if !job.batch => "create",
+        [(_, Write::Replace { .. })] if !job.batch => "update",
+        [(_, Write::Patch { .. })] if !job.batch => "patch",
+        [(_, Write::Delete { .. })] if !job.batch => "delete",
+        _ => "batch",
     }
 }

@@ -18,7 +18,10 @@ async fn schema_prints_the_sdl() {
     for needle in [
         "type Record {",
         "recordChanged(collection: String, id: UUID, kinds: [ChangeKind!], after: String): RecordChange!",
-        "createRecord(input: CreateRecordInput!): Record!",
+        "createRecord(input: CreateRecordInput!, idempotencyKey: String): Record!",
+        "commitWrites(writes: [WriteInput!]!, idempotencyKey: String): WriteBatch!",
+        "input WriteInput @oneOf {",
+        "changeCursor: String!",
     ] {
         assert!(sdl.contains(needle), "{needle} missing from\n{sdl}");
     }

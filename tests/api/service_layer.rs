@@ -189,7 +189,7 @@ async fn every_create_on_the_generic_write_path_checks_the_collection_name() {
     };
     let err = app
         .service
-        .apply(&Access::full(), uuid::Uuid::new_v4(), write)
+        .apply(&Access::full(), Some(uuid::Uuid::new_v4()), write, None)
         .await
         .unwrap_err();
     assert_eq!(err.code(), "BAD_USER_INPUT");
