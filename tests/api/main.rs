@@ -24,6 +24,7 @@ mod limits;
 mod mutations;
 mod protocol;
 mod queries;
+mod reconcile;
 mod rest;
 mod resume;
 mod service_layer;
