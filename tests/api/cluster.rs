@@ -287,3 +287,26 @@ async fn instances_started_together_on_a_new_database_all_come_up_and_share_it()
     }
     assert_eq!(c.all_changes().await.len(), 1);
 }
+
+#[tokio::test]
+async fn one_key_sent_to_both_instances_at_once_writes_once() {
+    let (a, b) = two_instances(|_| {}).await;
+    let doc = "mutation($k: String) { createRecord(input: {collection: \"k\", data: {n: 1}}, idempotencyKey: $k) { id version changeCursor } }";
+    for round in 0..10 {
+        let vars = json!({"k": format!("both-{round}")});
+        let answers = futures_util::future::join_all((0..6).map(|i| {
+            if i % 2 == 0 {
+                a.gql(doc, vars.clone())
+            } else {
+                b.gql(doc, vars.clone())
+            }
+        }))
+        .await;
+        for answer in &answers {
+            assert!(answer.get("errors").is_none(), "{answer}");
+            assert_eq!(answer["data"], answers[0]["data"], "one outcome for all");
+        }
+    }
+    assert_eq!(a.all_changes().await.len(), 10);
+    assert_eq!(b.all_records().await.len(), 10);
+}

@@ -94,3 +94,82 @@ async fn acknowledged_writes_survive_sigkill() {
         assert_eq!(seen.get(id), Some(&1), "acknowledged {id} delivered once");
     }
 }
+
+/// A keyed create of record `n`, as a client that retries would send it.
+fn keyed_create(n: usize) -> Value {
+    json!({
+        "query": "mutation($d: JSON!, $k: String) { createRecord(input: {collection: \"k\", data: $d}, idempotencyKey: $k) { id version changeCursor } }",
+        "variables": {"d": {"n": n}, "k": format!("key-{n}")},
+    })
+}
+
+#[tokio::test]
+async fn keyed_writes_retried_after_sigkill_are_applied_once_each() {
+    let db = TestDb::fresh().await;
+    let server = Server::start(&db.url).await;
+    // Clients send keyed writes until the server dies under them; some are answered,
+    // some committed without their answer arriving, some never committed.
+    let answered: Arc<Mutex<HashMap<usize, Value>>> = Arc::default();
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let writers: Vec<_> = (0..4)
+        .map(|_| {
+            let (url, answered, next) =
+                (server.graphql(), Arc::clone(&answered), Arc::clone(&next));
+            tokio::spawn(async move {
+                let http = reqwest::Client::new();
+                loop {
+                    let n = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Ok(resp) = http.post(&url).json(&keyed_create(n)).send().await else {
+                        return;
+                    };
+                    let Ok(resp) = resp.json::<Value>().await else {
+                        return;
+                    };
+                    match resp["data"]["createRecord"].as_object() {
+                        Some(r) => answered.lock().unwrap().insert(n, Value::Object(r.clone())),
+                        None => return,
+                    };
+                }
+            })
+        })
+        .collect();
+    let deadline = tokio::time::Instant::now() + ARRIVE;
+    while answered.lock().unwrap().len() < 150 {
+        assert!(tokio::time::Instant::now() < deadline, "writers too slow");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let mut server = server;
+    server.child.kill().await.expect("SIGKILL");
+    for w in writers {
+        w.await.unwrap();
+    }
+    let sent = next.load(std::sync::atomic::Ordering::Relaxed);
+    let answered = answered.lock().unwrap().clone();
+
+    // After the restart every client retries everything it sent, with the same keys.
+    let server = Server::start(&db.url).await;
+    let http = reqwest::Client::new();
+    for n in 0..sent {
+        let resp: Value = http
+            .post(server.graphql())
+            .json(&keyed_create(n))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let record = &resp["data"]["createRecord"];
+        assert!(record.is_object(), "retry {n}: {resp}");
+        if let Some(first) = answered.get(&n) {
+            assert_eq!(record, first, "retry {n} answers the committed outcome");
+        }
+    }
+    // Each write is there once.
+    let total = server
+        .gql("{ records(first: 0) { totalCount } }", json!({}))
+        .await["data"]["records"]["totalCount"]
+        .as_u64()
+        .unwrap() as usize;
+    assert_eq!(total, sent, "{sent} keyed writes, each applied once");
+}

@@ -321,6 +321,27 @@ async fn keys_belong_to_their_caller_and_conflicts_show_what_the_caller_may_read
     .await;
     assert_eq!(error_code(&r), "BAD_USER_INPUT", "{r}");
 
+    // Access is checked per write: one forbidden write refuses the batch.
+    let limited = {
+        let claims = json!({"exp": chrono::Utc::now().timestamp() + 600, "scope": "read write",
+                            "sub": "carol", "collections": ["a"]});
+        encode(
+            &Header::default(),
+            &claims,
+            &EncodingKey::from_secret(SECRET.as_bytes()),
+        )
+        .unwrap()
+    };
+    let before = app.all_records_as(&alice).await;
+    let writes = json!([
+        {"create": {"collection": "a", "data": {}}},
+        {"create": {"collection": "b", "data": {}}},
+    ]);
+    let (_, r) = gql_raw(&app, Some(&limited), &batch_doc(), json!({"w": writes})).await;
+    assert_eq!(error_code(&r), "FORBIDDEN", "{r}");
+    assert_eq!(r["errors"][0]["extensions"]["index"], 1);
+    assert_eq!(app.all_records_as(&alice).await, before);
+
     // A stale version: the current record for a reader, its version alone otherwise.
     let id = serde_json::from_str::<Value>(&a).unwrap()["data"]["createRecord"]["id"].clone();
     let vars = json!({"id": id, "p": {"n": 1}, "v": 7});
@@ -532,4 +553,21 @@ async fn existing_records_get_their_receipt_from_the_log_or_the_pruned_point() {
         assert!(d["changes"]["nodes"].is_array());
     }
     let _ = SILENCE;
+}
+
+impl TestApp {
+    /// Every record's id, as a caller with `token` lists them.
+    async fn all_records_as(&self, token: &str) -> Vec<Value> {
+        let (_, r) = gql_raw(
+            self,
+            Some(token),
+            "{ records(first: 500) { nodes { id } } }",
+            json!({}),
+        )
+        .await;
+        r["data"]["records"]["nodes"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
 }

@@ -434,6 +434,56 @@ pub(super) fn graphql_cases(seed: &Seed, limits: &Limits) -> Vec<(String, Gql)> 
         Failed(BAD),
     );
 
+    // Idempotency keys that are not 1 to 255 printable ASCII characters, and batches
+    // that cannot be applied: refused, nothing written, nothing stored under the key.
+    let create_keyed = "mutation($k: String) { createRecord(input: {collection: \"todos\", data: {}}, idempotencyKey: $k) { id } }";
+    for key in ["", &"k".repeat(256), "é", "a\nb", "\u{7f}", "tab\t"] {
+        add(create_keyed.into(), json!({"k": key}), Failed(BAD));
+    }
+    add(create_keyed.into(), json!({"k": 5}), Refused);
+    add(create_keyed.into(), json!({"k": ["a"]}), Refused);
+    add(
+        format!(
+            "mutation {{ deleteRecord(id: \"{}\", idempotencyKey: \"\") {{ id }} }}",
+            seed.live
+        ),
+        json!({}),
+        Failed(BAD),
+    );
+    let batch = "mutation($w: [WriteInput!]!) { commitWrites(writes: $w) { changeCursor } }";
+    let many: Vec<Value> = (0..101)
+        .map(|_| json!({"create": {"collection": "todos", "data": {}}}))
+        .collect();
+    for (writes, outcome) in [
+        (json!([]), Failed(BAD)),
+        (json!(many), Failed(BAD)),
+        (
+            json!([{"create": {"collection": "todos", "data": []}}]),
+            Failed(BAD),
+        ),
+        (
+            json!([{"create": {"collection": "bad name!", "data": {}}}]),
+            Failed(BAD),
+        ),
+        (
+            json!([{"create": {"collection": "todos", "data": {}}}, {"patch": {"id": seed.missing, "patch": {}}}]),
+            Failed("NOT_FOUND"),
+        ),
+        (
+            json!([{"create": {"collection": "todos", "data": {}}}, {"delete": {"id": seed.live, "expectedVersion": 99}}]),
+            Failed("VERSION_CONFLICT"),
+        ),
+        (
+            json!([{"create": {"collection": "todos", "data": {}}, "delete": {"id": seed.live}}]),
+            Refused,
+        ),
+        (json!([{}]), Refused),
+        (json!([{"create": null}]), Refused),
+        (json!([{"upsert": {"id": seed.live}}]), Refused),
+    ] {
+        add(batch.into(), json!({"w": writes}), outcome);
+    }
+
     // SQL-looking (and otherwise hostile) strings as collection names, filter keys and
     // values: refused when invalid, otherwise plain data that matches nothing it
     // should not.

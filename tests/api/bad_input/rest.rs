@@ -476,6 +476,55 @@ pub(super) fn rest_cases(seed: &Seed, limits: &Limits) -> Vec<Case> {
         None,
         Rest(400, BAD),
     );
+    // POST /api/batch: bodies that are not a batch, batches that cannot be applied.
+    let many = serde_json::to_string(&json!({"writes": (0..101)
+        .map(|_| json!({"create": {"collection": "todos", "data": {}}}))
+        .collect::<Vec<_>>()}))
+    .unwrap();
+    for (body, status, code) in [
+        ("".to_owned(), 400, BAD),
+        ("{}".to_owned(), 400, BAD),
+        ("{\"writes\": {}}".to_owned(), 400, BAD),
+        ("{\"writes\": []}".to_owned(), 400, BAD),
+        (many, 400, BAD),
+        ("{\"writes\": [{\"bogus\": {}}]}".to_owned(), 400, BAD),
+        ("{\"writes\": [{}]}".to_owned(), 400, BAD),
+        ("{\"writes\": [], \"extra\": 1}".to_owned(), 400, BAD),
+        ("{\"writes\": [{\"create\": {\"collection\": \"todos\", \"data\": {}}, \"delete\": {\"id\": \"00000000-0000-0000-0000-000000000000\"}}]}".to_owned(), 400, BAD),
+        ("{\"writes\": [{\"create\": {\"collection\": \"todos\", \"data\": 1}}]}".to_owned(), 400, BAD),
+        (format!("{{\"writes\": [{{\"create\": {{\"collection\": \"todos\", \"data\": {{}}}}}}, {{\"patch\": {{\"id\": \"{}\", \"patch\": {{}}}}}}]}}", seed.missing), 404, "NOT_FOUND"),
+        (format!("{{\"writes\": [{{\"delete\": {{\"id\": \"{}\", \"expectedVersion\": 99}}}}]}}", seed.live), 412, "VERSION_CONFLICT"),
+    ] {
+        add(Method::POST, "/api/batch".into(), json_ct(), Some(body.into_bytes()), Rest(status, code));
+    }
+    add(
+        Method::POST,
+        "/api/batch".into(),
+        vec![("content-type", b"text/plain".to_vec())],
+        Some(b"{\"writes\": []}".to_vec()),
+        Rest(415, "UNSUPPORTED_MEDIA_TYPE"),
+    );
+    add(
+        Method::GET,
+        "/api/batch".into(),
+        vec![],
+        None,
+        Rest(405, "METHOD_NOT_ALLOWED"),
+    );
+    // Idempotency keys that are not 1 to 255 printable ASCII characters.
+    for key in [b"".to_vec(), vec![b'k'; 256], "é".as_bytes().to_vec()] {
+        let mut headers = json_ct();
+        headers.push(("idempotency-key", key));
+        add(
+            Method::POST,
+            "/api/records".into(),
+            headers.clone(),
+            Some(b"{\"collection\": \"todos\", \"data\": {}}".to_vec()),
+            Rest(400, BAD),
+        );
+        add(Method::DELETE, live.clone(), headers, None, Rest(400, BAD));
+    }
+
     // The stream's Last-Event-ID, which wins over `after`.
     for id in [
         b"garbage".to_vec(),
