@@ -29,7 +29,7 @@ test('create, read, replace, merge-patch and delete a record', async () => {
   const location = created.headers.get('location');
   const record = await created.json();
   assert.equal(location, `/api/records/${record.id}`);
-  assert.deepEqual(Object.keys(record).sort(), ['collection', 'createdAt', 'data', 'id', 'updatedAt', 'version']);
+  assert.deepEqual(Object.keys(record).sort(), ['changeCursor', 'collection', 'createdAt', 'data', 'id', 'updatedAt', 'version']);
 
   const read = await fetch(new URL(location, server.url));
   assert.equal(read.status, 200);
@@ -55,7 +55,10 @@ test('create, read, replace, merge-patch and delete a record', async () => {
 
   const del = await fetch(new URL(location, server.url), { method: 'DELETE', headers: { 'if-match': '"3"' } });
   assert.equal(del.status, 200);
-  assert.deepEqual(await del.json(), patched);
+  // The last state, carrying the delete's change cursor.
+  const last = await del.json();
+  assert.notEqual(last.changeCursor, patched.changeCursor);
+  assert.deepEqual({ ...last, changeCursor: patched.changeCursor }, patched);
   const gone = await fetch(new URL(location, server.url));
   assert.equal(gone.status, 404);
   assert.equal((await gone.json()).error.code, 'NOT_FOUND');
