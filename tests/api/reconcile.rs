@@ -571,3 +571,23 @@ impl TestApp {
             .unwrap_or_default()
     }
 }
+
+#[tokio::test]
+async fn a_key_past_its_retention_is_forgotten_and_a_retry_runs_anew() {
+    let app = spawn_app().await;
+    let vars = json!({"c": "t", "d": {"n": 1}, "k": "old-key"});
+    let (first, _) = gql_raw(&app, None, &create_doc(), vars.clone()).await;
+    assert_eq!(
+        app.service
+            .prune_keys(Duration::from_secs(3600))
+            .await
+            .unwrap(),
+        0
+    );
+    let (again, _) = gql_raw(&app, None, &create_doc(), vars.clone()).await;
+    assert_eq!(first, again);
+    assert_eq!(app.service.prune_keys(Duration::ZERO).await.unwrap(), 1);
+    let (anew, _) = gql_raw(&app, None, &create_doc(), vars).await;
+    assert_ne!(first, anew, "a new record");
+    assert_eq!(app.all_records().await.len(), 2);
+}
