@@ -279,7 +279,11 @@ impl Authenticator {
             write: scopes.iter().any(|s| s == "write"),
             metrics: scopes.iter().any(|s| s == "metrics"),
             collections,
-            expires_at: DateTime::from_timestamp(claims.exp, 0),
+            // An `exp` past what a date can hold is "never", not "no expiry": a token
+            // always has one, and `None` means authentication is off.
+            expires_at: Some(
+                DateTime::from_timestamp(claims.exp, 0).unwrap_or(DateTime::<Utc>::MAX_UTC),
+            ),
             subject: claims.sub.map(|sub| match sub {
                 serde_json::Value::String(s) => s,
                 other => other.to_string(),

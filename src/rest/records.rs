@@ -265,11 +265,41 @@ async fn conditional(
     make: impl FnOnce(Option<i32>) -> Write,
 ) -> Result<Written> {
     let key = idempotency_key(headers)?;
-    let expected = expected_version(&state.service, access, id, headers).await?;
+    let expected = match expected_version(&state.service, access, id, headers).await {
+        // With a key, a record gone since the first attempt (a retried delete) must still
+        // reach the writer, which answers the stored outcome; without one it is missing.
+        Err(Error::NotFound(_)) if key.is_some() => Some(0),
+        other => other?,
+    };
+    let write = make(expected);
+    // A list of versions in `If-Match` was resolved against the record as it is now, so
+    // the key is bound to what the client sent rather than to the resolved version.
+    let request = key.map(|_| {
+        let if_match = headers
+            .get(header::IF_MATCH)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let body = match &write {
+            Write::Replace { data, .. } => data.to_string(),
+            Write::Patch { patch, .. } => patch.to_string(),
+            _ => String::new(),
+        };
+        format!("{} {id} if-match={if_match} {body}", kind_name(&write))
+    });
     state
         .service
-        .apply(access, Some(id), make(expected), key)
+        .apply_request(access, Some(id), write, key, request)
         .await
+}
+
+/// The REST method a write came as, for the request an idempotency key is bound to.
+fn kind_name(write: &Write) -> &'static str {
+    match write {
+        Write::Create { .. } => "POST",
+        Write::Replace { .. } => "PUT",
+        Write::Patch { .. } => "PATCH",
+        Write::Delete { .. } => "DELETE",
+    }
 }
 
 /// The `Idempotency-Key` header, if sent (checked by the service; one that is not

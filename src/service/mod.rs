@@ -217,11 +217,27 @@ impl Service {
         write: Write,
         key: Option<&str>,
     ) -> Result<Written> {
+        self.apply_request(access, id, write, key, None).await
+    }
+
+    /// [`Service::apply`] for a transport that binds the idempotency key to its own
+    /// description of the request (`request`).
+    pub async fn apply_request(
+        &self,
+        access: &Access,
+        id: Option<Uuid>,
+        write: Write,
+        key: Option<&str>,
+        request: Option<String>,
+    ) -> Result<Written> {
         access.check_write()?;
         if let Write::Create { collection, .. } = &write {
             access.check_collection(collection)?;
         }
-        let key = idempotency_key(access, key)?;
+        let mut key = idempotency_key(access, key)?;
+        if let Some(k) = &mut key {
+            k.request = request;
+        }
         self.store
             .write(access, vec![WriteOp { id, write }], false, key)
             .await
@@ -315,8 +331,15 @@ fn idempotency_key(access: &Access, key: Option<&str>) -> Result<Option<Idempote
             ));
         }
     };
+    let mut collections: Option<Vec<&String>> =
+        access.collections.as_ref().map(|c| c.iter().collect());
+    if let Some(c) = &mut collections {
+        c.sort();
+    }
     Ok(Some(IdempotencyKey {
         scope,
         key: key.to_owned(),
+        rights: serde_json::json!({"read": access.read, "write": access.write, "collections": collections}),
+        request: None,
     }))
 }

@@ -112,6 +112,13 @@ pub struct IdempotencyKey {
     pub scope: String,
     /// The key (1–255 printable ASCII characters, checked by the service).
     pub key: String,
+    /// What the caller may do (its rights are part of the request the key is bound to:
+    /// a replay never shows a caller more than it may see).
+    pub rights: Value,
+    /// The request as its transport describes it, when that is what the key must be
+    /// bound to (REST: method, record, `If-Match` and body, since a list of versions in
+    /// `If-Match` is resolved against the record before the write is queued).
+    pub request: Option<String>,
 }
 
 /// What a write request produced: the records after each write, in order (a delete's
@@ -406,7 +413,12 @@ impl Store {
         // The request as the key remembers it: what the client sent (a create given no
         // id is the same request whatever id it gets).
         let key = key.map(|key| {
-            let request = serde_json::json!({"batch": batch, "writes": &checked});
+            let request = match &key.request {
+                Some(raw) => serde_json::json!({"rights": &key.rights, "request": raw}),
+                None => {
+                    serde_json::json!({"rights": &key.rights, "batch": batch, "writes": &checked})
+                }
+            };
             let fingerprint = fingerprint(&request);
             (key, fingerprint)
         });

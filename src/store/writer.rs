@@ -165,12 +165,27 @@ impl Writer {
             if received == 0 {
                 return;
             }
-            // A task per group, so that a bug that panics fails that group's writes (their
-            // clients get an error) and not every write after it.
-            let group = tokio::spawn(self.clone().commit(std::mem::take(&mut jobs)));
-            if let Err(err) = group.await {
-                tracing::error!(error = %err, "a write group failed");
-                self.outcome_unknown();
+            // Groups hold at most `max_batch` writes (a batch counts each of its writes; a
+            // larger batch commits alone), so a group's statements stay within the
+            // databases' limits on parameters.
+            let mut pending = std::mem::take(&mut jobs).into_iter().peekable();
+            while pending.peek().is_some() {
+                let mut group_jobs = Vec::new();
+                let mut writes = 0;
+                while let Some(job) = pending.peek() {
+                    if !group_jobs.is_empty() && writes + job.ops.len() > max_batch {
+                        break;
+                    }
+                    writes += job.ops.len();
+                    group_jobs.extend(pending.next());
+                }
+                // A task per group, so that a bug that panics fails that group's writes
+                // (their clients get an error) and not every write after it.
+                let group = tokio::spawn(self.clone().commit(group_jobs));
+                if let Err(err) = group.await {
+                    tracing::error!(error = %err, "a write group failed");
+                    self.outcome_unknown();
+                }
             }
         }
     }
@@ -423,6 +438,10 @@ impl Writer {
                 for (id, before) in undo.into_iter().rev() {
                     states.insert(id, before);
                 }
+                // A conflict shows the record as it is outside this job (a batch's own
+                // earlier writes are undone), and its `current` only if that state is
+                // committed, so its change cursor is final.
+                let err = restate_conflict(err, &states, &seen, &job.access, &self.cursors);
                 decisions.push(Decision::Refused(err));
                 continue;
             }
@@ -612,14 +631,70 @@ impl Writer {
     }
 }
 
+/// A version conflict restated against `states` (the record before the refused job):
+/// its version, and the record itself for a caller who may read it unless an earlier job
+/// of this group changed it (whose change cursor is not assigned yet).
+fn restate_conflict(
+    err: Error,
+    states: &HashMap<Uuid, Option<record::Model>>,
+    changed: &HashSet<Uuid>,
+    access: &Access,
+    cursors: &ChangeCursors,
+) -> Error {
+    match err {
+        Error::InBatch { index, source } => Error::InBatch {
+            index,
+            source: Box::new(restate_conflict(*source, states, changed, access, cursors)),
+        },
+        Error::VersionConflict {
+            id,
+            expected,
+            current,
+            ..
+        } => match states.get(&id).and_then(Option::as_ref) {
+            Some(state) => Error::VersionConflict {
+                id,
+                expected,
+                current: state.version,
+                record: (access.read && !changed.contains(&id))
+                    .then(|| serde_json::to_value(Record::new(state, cursors)).ok())
+                    .flatten()
+                    .map(Box::new),
+            },
+            // Created by the refused batch itself: outside it, the record does not exist.
+            None => Error::VersionConflict {
+                id,
+                expected,
+                current,
+                record: None,
+            },
+        },
+        other => other,
+    }
+}
+
 /// The outcome as an idempotency key keeps it: the records, or a refusal that is an
-/// outcome. `None` when nothing was decided (the retry must run anew).
+/// outcome. `None` when nothing was decided (the retry must run anew). Written straight
+/// to text: the records' data stays as the text it is.
 fn stored_outcome(outcome: &Result<Written>) -> Option<String> {
-    let value = match outcome {
-        Ok(written) => serde_json::json!({"records": &written.records}),
-        Err(err) => serde_json::json!({"error": err.stored()?}),
+    #[derive(serde::Serialize)]
+    struct Stored<'a> {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        records: Option<&'a [Record]>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        error: Option<serde_json::Value>,
+    }
+    let stored = match outcome {
+        Ok(written) => Stored {
+            records: Some(&written.records),
+            error: None,
+        },
+        Err(err) => Stored {
+            records: None,
+            error: Some(err.stored()?),
+        },
     };
-    serde_json::to_string(&value).ok()
+    serde_json::to_string(&stored).ok()
 }
 
 /// A stored outcome, answered again.
@@ -629,7 +704,11 @@ fn replay(text: &str) -> Result<Written> {
         records: Option<Vec<Record>>,
         error: Option<serde_json::Value>,
     }
-    let stored: Stored = serde_json::from_str(text)
+    // The records' data may nest as deep as any stored record: no recursion limit (the
+    // data itself is kept as text, unparsed).
+    let mut de = serde_json::Deserializer::from_str(text);
+    de.disable_recursion_limit();
+    let stored = <Stored as serde::Deserialize>::deserialize(&mut de)
         .map_err(|e| Error::Internal(format!("a stored outcome cannot be read: {e}")))?;
     match (stored.records, stored.error) {
         (Some(records), _) => Ok(Written {

@@ -591,3 +591,85 @@ async fn a_key_past_its_retention_is_forgotten_and_a_retry_runs_anew() {
     assert_ne!(first, anew, "a new record");
     assert_eq!(app.all_records().await.len(), 2);
 }
+
+#[tokio::test]
+async fn retries_with_several_versions_in_if_match_and_conflicts_inside_a_batch() {
+    let app = spawn_app().await;
+    let r = app.rest_create("t", json!({"n": 0})).await;
+    let path = format!("/records/{}", r["id"].as_str().unwrap());
+    let send = |method: reqwest::Method| {
+        app.http
+            .request(method, app.api(&path))
+            .header("idempotency-key", "multi")
+            .header("if-match", "\"1\", \"2\"")
+    };
+    let first = send(reqwest::Method::PUT)
+        .json(&json!({"data": {"n": 1}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(first.status(), 200);
+    let first = first.text().await.unwrap();
+    // The record is at version 2 now, which the list also names: still the first outcome.
+    let again = send(reqwest::Method::PUT)
+        .json(&json!({"data": {"n": 1}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.headers()["idempotent-replayed"], "true");
+    assert_eq!(again.text().await.unwrap(), first);
+    let del = |k: &'static str| {
+        app.http
+            .delete(app.api(&path))
+            .header("idempotency-key", k)
+            .header("if-match", "\"2\", \"3\"")
+            .send()
+    };
+    let d1 = del("multi-del").await.unwrap();
+    assert_eq!(d1.status(), 200);
+    let d1 = d1.text().await.unwrap();
+    let d2 = del("multi-del").await.unwrap();
+    assert_eq!(d2.status(), 200, "the record is gone, the outcome is not");
+    assert_eq!(d2.text().await.unwrap(), d1);
+
+    // Two writes of one batch expecting the same version: the second conflicts with the
+    // first, which is undone; the error shows the record as it is outside the batch.
+    let r = app.rest_create("t", json!({"n": 0})).await;
+    let (_, e) = gql_raw(
+        &app,
+        None,
+        &batch_doc(),
+        json!({"w": [
+            {"patch": {"id": r["id"], "patch": {"a": 1}, "expectedVersion": 1}},
+            {"patch": {"id": r["id"], "patch": {"b": 1}, "expectedVersion": 1}},
+        ]}),
+    )
+    .await;
+    let ext = &e["errors"][0]["extensions"];
+    assert_eq!(ext["code"], "VERSION_CONFLICT", "{e}");
+    assert_eq!(ext["index"], 1);
+    assert_eq!(ext["currentVersion"], 1);
+    assert_eq!(ext["current"]["data"], json!({"n": 0}));
+    assert_eq!(ext["current"]["changeCursor"], r["changeCursor"]);
+}
+
+#[tokio::test]
+async fn a_key_replayed_to_a_token_with_other_rights_is_refused() {
+    let app = spawn_app_with(|c| c.jwt_secret = Some(SECRET.to_owned())).await;
+    let broad = token(Some("dave"), "read write");
+    let narrow = {
+        let claims =
+            json!({"exp": chrono::Utc::now().timestamp() + 600, "scope": "write", "sub": "dave"});
+        encode(
+            &Header::default(),
+            &claims,
+            &EncodingKey::from_secret(SECRET.as_bytes()),
+        )
+        .unwrap()
+    };
+    let vars = json!({"c": "t", "d": {"secret": 1}, "k": "dave-1"});
+    let (_, first) = gql_raw(&app, Some(&broad), &create_doc(), vars.clone()).await;
+    assert!(first.get("errors").is_none(), "{first}");
+    let (_, other) = gql_raw(&app, Some(&narrow), &create_doc(), vars).await;
+    assert_eq!(error_code(&other), "IDEMPOTENCY_KEY_REUSED", "{other}");
+}
