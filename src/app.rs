@@ -244,6 +244,7 @@ fn router(state: AppState, graphql: GraphqlState, rest: RestState) -> Router {
         state.config.cors_allow_credentials,
         !graphql.auth.enabled(),
     );
+    let demo = !graphql.auth.enabled();
     let routes = Router::new()
         .route("/", get(|| async { Redirect::temporary("/graphql") }))
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
@@ -251,6 +252,7 @@ fn router(state: AppState, graphql: GraphqlState, rest: RestState) -> Router {
         .route("/metrics", get(metrics_page))
         .with_state(state)
         .merge(graphql::router(graphql))
+        .merge(crate::web::router(demo))
         .nest("/api", rest::router(rest));
     let routes = match cors {
         Some(cors) => routes.layer(cors),

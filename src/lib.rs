@@ -31,6 +31,7 @@
 //! - [`validate`]: the input checks every layer shares.
 //! - [`error`]: the one error enum and the code each variant shows a client.
 //! - [`metrics`]: Prometheus metrics.
+//! - [`web`]: GraphiQL's page and the demo, with every browser asset compiled in.
 //!
 //! # The way of one request
 //! A `createRecord` mutation sent over `POST /graphql`:
@@ -63,6 +64,7 @@ pub mod service;
 pub mod store;
 pub mod telemetry;
 pub mod validate;
+pub mod web;
 
 pub use app::{App, run};
 pub use config::{Cli, Command, Config};

@@ -19,12 +19,11 @@
 //!   400; with `application/json` it is 200. A request that executed is 200 either way,
 //!   even when a field failed.
 
-use async_graphql::http::GraphiQLSource;
 use axum::{
     body::Body,
     extract::{FromRequestParts, Request, State, ws::WebSocketUpgrade},
     http::{HeaderValue, StatusCode, header, request::Parts},
-    response::{Html, IntoResponse, Response},
+    response::{IntoResponse, Response},
 };
 use serde_json::{Map, Value};
 
@@ -159,7 +158,7 @@ pub async fn get(State(state): State<GraphqlState>, req: Request) -> Response {
         .query()
         .is_some_and(|q| q.split('&').any(|p| p.starts_with("query=")));
     if wants_html && !has_query {
-        return graphiql().into_response();
+        return crate::web::graphiql().into_response();
     }
     let request = match parse_get(&parts.uri) {
         Ok(request) => request,
@@ -285,15 +284,4 @@ fn is_mutation(req: &async_graphql::Request) -> bool {
         // Unparseable: execution reports the syntax error.
         Err(_) => false,
     }
-}
-
-/// GraphiQL, with subscriptions over the same endpoint.
-fn graphiql() -> Html<String> {
-    Html(
-        GraphiQLSource::build()
-            .endpoint("/graphql")
-            .subscription_endpoint("/graphql")
-            .title("recordsync")
-            .finish(),
-    )
 }
