@@ -56,3 +56,24 @@ test('useSubscription-style subscriptions see every change once across a restart
   sub.unsubscribe();
   link.close();
 });
+
+test('a mutation whose answer was lost is retried by the link with the same idempotency key', async () => {
+  let calls = 0;
+  // The first answer is lost after the server has committed the write.
+  const lossy = async (url, init) => {
+    calls += 1;
+    const res = await fetch(url, init);
+    if (calls === 1) throw new TypeError('the connection dropped');
+    return res;
+  };
+  const link = createRecordsyncLink({ url: server.graphqlUrl, webSocketImpl: WebSocket, fetch: lossy });
+  const client = new ApolloClient({ link, cache: new InMemoryCache() });
+  const result = await client.mutate({
+    mutation: gql`mutation { createRecord(input: {collection: "lossy", data: {n: 1}}) { id version } }`,
+  });
+  assert.equal(calls, 2);
+  assert.equal(result.data.createRecord.version, 1);
+  const log = await serverLog(server, 'lossy');
+  assert.equal(log.length, 1, 'written once');
+  link.close();
+});

@@ -97,3 +97,22 @@ test('a short-lived token is renewed at every close at exp, and nothing is lost 
     await server.close();
   }
 });
+
+test('a token function that throws ends a feed with its error', async () => {
+  const server = await Server.start(['--jwt-secret', 'throwing-secret-0123456789']);
+  try {
+    const failure = new Error('signed out');
+    const rs = createClient({
+      url: server.graphqlUrl,
+      webSocketImpl: WebSocket,
+      token: () => {
+        throw failure;
+      },
+    });
+    const err = await new Promise((resolve) => rs.subscribe({ collection: 'x', after: 'AAAAAAAAAAAAAAAAAAAAAA' }, { error: resolve }));
+    assert.equal(err, failure);
+    rs.close();
+  } finally {
+    await server.close();
+  }
+});
