@@ -146,10 +146,12 @@ impl CpuMeter {
     /// Stops measuring.
     pub fn finish(&self) -> CpuUse {
         let wall = self.at.elapsed().as_secs_f64().max(1e-9);
+        let server_seconds = self
+            .server
+            .and_then(|(pid, before)| Some(cpu_seconds(pid)? - before));
         CpuUse {
-            server: self
-                .server
-                .and_then(|(pid, before)| Some((cpu_seconds(pid)? - before) / wall * 100.0)),
+            server: server_seconds.map(|s| s / wall * 100.0),
+            server_seconds,
             bench: self.own.and_then(|before| {
                 Some((cpu_seconds(std::process::id())? - before) / wall * 100.0)
             }),
@@ -161,6 +163,8 @@ impl CpuMeter {
 pub struct CpuUse {
     /// By the server.
     pub server: Option<f64>,
+    /// By the server, in CPU seconds (utime + stime).
+    pub server_seconds: Option<f64>,
     /// By this process.
     pub bench: Option<f64>,
 }

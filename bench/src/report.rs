@@ -131,6 +131,21 @@ impl Phase {
         }
     }
 
+    /// Adds "server CPU per `what`": the server's CPU time (utime + stime) over the
+    /// phase divided by `count`, in microseconds. What a server spends per operation
+    /// holds on any machine, unlike a throughput the load generator shares cores with.
+    pub fn cpu_per(&mut self, cpu: &crate::net::CpuUse, count: u64, what: &str) {
+        if let Some(seconds) = cpu.server_seconds
+            && count > 0
+        {
+            self.metric(
+                format!("server CPU per {what}"),
+                seconds / count as f64 * 1e6,
+                "µs",
+            );
+        }
+    }
+
     /// A phase called `name`.
     pub fn new(name: impl Into<String>) -> Self {
         Self {

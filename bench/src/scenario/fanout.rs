@@ -114,6 +114,8 @@ pub async fn run(ctx: &Arc<Ctx>, args: &FanoutArgs) -> anyhow::Result<Report> {
         let sustained = in_time && achieved >= 0.95 * rate;
         let mut phase = Phase::new(format!("{rate:.0} mutations/s"));
         phase.cpu_use(&cpu);
+        phase.cpu_per(&cpu, delivered, "delivered event");
+        phase.cpu_per(&cpu, written, "mutation");
         phase.metric("subscriptions", subs.subscriptions as f64, "");
         phase.metric("connections", subs.connected as f64, "");
         phase.metric("target rate", rate, "mut/s");

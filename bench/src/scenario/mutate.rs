@@ -103,6 +103,7 @@ async fn phase(
     let log = read_log(&mut http, &collection, &start_cursor).await?;
     let mut phase = Phase::new(name);
     phase.cpu_use(&cpu);
+    phase.cpu_per(&cpu, measured, "mutation");
     phase.metric("clients", args.clients as f64, "");
     phase.metric("mutations measured", measured as f64, "");
     phase.metric("mutations/s", measured as f64 / seconds, "mut/s");

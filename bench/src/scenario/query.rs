@@ -206,6 +206,7 @@ async fn measure(
     }
     let mut phase = Phase::new(name);
     phase.cpu_use(&cpu);
+    phase.cpu_per(&cpu, hist.len(), "request");
     phase.metric("clients", args.clients as f64, "");
     phase.metric("requests", hist.len() as f64, "");
     phase.metric("requests/s", hist.len() as f64 / seconds, "req/s");

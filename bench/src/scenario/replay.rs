@@ -90,6 +90,7 @@ pub async fn run(ctx: &Arc<Ctx>, args: &ReplayArgs) -> anyhow::Result<Report> {
 
     let mut phase = Phase::new(format!("{} missed changes", log.count));
     phase.cpu_use(&cpu);
+    phase.cpu_per(&cpu, delivered, "replayed event");
     phase.metric("changes written", written as f64, "");
     phase.metric(
         "write rate (setup)",
