@@ -60,6 +60,11 @@ impl HttpClient {
 
     /// POSTs a ready-made JSON body and returns the response body of a 200.
     pub async fn post(&mut self, body: Bytes) -> anyhow::Result<Bytes> {
+        // A kept-alive connection left idle past the server's --http-header-read-timeout
+        // (between a scenario's setup and its check, say) has been closed: open another.
+        if self.sender.is_closed() || self.sender.ready().await.is_err() {
+            self.reconnect().await?;
+        }
         self.sender.ready().await.context("connection lost")?;
         let req = Request::post(&self.endpoint.path)
             .header(header::HOST, &self.endpoint.authority)
