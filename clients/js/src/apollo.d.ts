@@ -17,5 +17,5 @@ export interface RecordsyncLink extends ApolloLink {
 }
 
 export function createRecordsyncLink(options: RecordsyncLinkOptions): RecordsyncLink;
-export function resumable(document: DocumentNode): { document: DocumentNode; afterVariable: string | null };
+export function resumable(document: DocumentNode): { document: DocumentNode; afterVariable: string | null; resultKey: string; pinned: boolean };
 export function withIdempotencyKeys(document: DocumentNode, keyFor: (n: number) => string): DocumentNode;

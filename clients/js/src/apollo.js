@@ -31,10 +31,12 @@ function sleep(ms) {
 export function resumable(document) {
   let afterVariable = null;
   let added = false;
+  let resultKey = 'recordChanged';
   const doc = visit(document, {
     Field: {
       enter(field) {
         if (field.name.value !== 'recordChanged') return undefined;
+        resultKey = field.alias?.value ?? 'recordChanged';
         let args = field.arguments ?? [];
         const after = args.find((a) => a.name.value === 'after');
         if (after && after.value.kind === Kind.VARIABLE) {
@@ -57,7 +59,7 @@ export function resumable(document) {
       },
     },
   });
-  if (!added) return { document: doc, afterVariable };
+  if (!added) return { document: doc, afterVariable, resultKey, pinned: false };
   // The new variable needs a definition on the operation.
   const withDefinition = visit(doc, {
     OperationDefinition(op) {
@@ -75,7 +77,7 @@ export function resumable(document) {
       };
     },
   });
-  return { document: withDefinition, afterVariable };
+  return { document: withDefinition, afterVariable, resultKey, pinned: true };
 }
 
 /** The mutation with an `idempotencyKey` argument on every write field that has none. */
@@ -131,25 +133,70 @@ class RecordsyncLink extends ApolloLink {
   }
 
   subscription(operation) {
-    const { document, afterVariable } = resumable(operation.query);
+    const { document, afterVariable, resultKey, pinned } = resumable(operation.query);
     const payload = {
       query: print(document),
       variables: { ...operation.variables },
       operationName: operation.operationName || undefined,
     };
     return new Observable((observer) => {
-      const dispose = this.ws.subscribe(payload, {
-        next: (result) => {
-          const cursor = result.data?.recordChanged?.cursor;
-          // Sent again on every reconnect: resume right after what was delivered.
-          if (cursor && afterVariable) payload.variables[afterVariable] = cursor;
-          observer.next(result);
-        },
-        error: (err) => observer.error(err instanceof Error ? err : new Error(err?.reason || String(err?.code ?? err))),
-        complete: () => observer.complete(),
-      });
-      return () => dispose();
+      let dispose = null;
+      let stopped = false;
+      (async () => {
+        if (pinned) {
+          // No `after` in the document: start at the head as of now, pinned before
+          // subscribing, so a reconnect before the first event loses nothing.
+          try {
+            payload.variables[afterVariable] = await this.head();
+          } catch (err) {
+            observer.error(err);
+            return;
+          }
+        }
+        if (stopped) return;
+        dispose = this.ws.subscribe(payload, {
+          next: (result) => {
+            const cursor = result.data?.[resultKey]?.cursor;
+            // Sent again on every reconnect: resume right after what was delivered.
+            if (cursor && afterVariable) payload.variables[afterVariable] = cursor;
+            observer.next(result);
+          },
+          error: (err) => {
+            if (Array.isArray(err)) {
+              // GraphQL errors (CURSOR_EXPIRED, FORBIDDEN): a result, with their codes.
+              observer.next({ errors: err });
+              observer.complete();
+            } else {
+              observer.error(err instanceof Error ? err : new Error(err?.reason || String(err?.code ?? err)));
+            }
+          },
+          complete: () => observer.complete(),
+        });
+      })();
+      return () => {
+        stopped = true;
+        dispose?.();
+      };
     });
+  }
+
+  /** The change log's head as a cursor, over HTTP. */
+  async head() {
+    for (let attempt = 0; ; attempt += 1) {
+      try {
+        const headers = { 'content-type': 'application/json' };
+        const t = await this.currentToken();
+        if (t) headers.authorization = `Bearer ${t}`;
+        const res = await this.fetch(this.url, { method: 'POST', headers, body: JSON.stringify({ query: '{ records(first: 0) { changeCursor } }' }) });
+        const body = await res.json();
+        const cursor = body.data?.records?.changeCursor;
+        if (cursor) return cursor;
+        throw new Error(body.errors?.[0]?.message ?? 'no changeCursor');
+      } catch (err) {
+        if (attempt >= 5 || this.closed) throw err;
+        await sleep(200 * 2 ** attempt);
+      }
+    }
   }
 
   http(operation, mutation) {

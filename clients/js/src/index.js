@@ -120,6 +120,7 @@ class Client {
       on: {
         connected: () => {
           this.connected = true;
+          this.tokenFailure = null;
           for (const feed of this.feeds) feed.onConnected();
         },
         closed: () => {
@@ -215,6 +216,10 @@ class Client {
             }
             await sleep(wait);
             wait = Math.min(wait * 2, 2_000);
+            if (this.closed) {
+              write.reject(new RecordsyncError('CLOSED', 'the client was closed before the write was answered'));
+              break;
+            }
           }
         }
         this.queue.shift();
@@ -228,7 +233,8 @@ class Client {
   close() {
     this.closed = true;
     for (const feed of [...this.feeds]) feed.unsubscribe();
-    for (const write of this.queue.splice(0)) write.reject(new RecordsyncError('CLOSED', 'the client is closed'));
+    // The write being sent stays at the head of the queue and is answered by its attempt.
+    for (const write of this.queue.splice(this.draining ? 1 : 0)) write.reject(new RecordsyncError('CLOSED', 'the client is closed'));
     // graphql-ws's dispose waits for a connection attempt under way, and rejects with its
     // close event when that attempt failed: nothing to do about that once closing.
     Promise.resolve(this.ws.dispose()).catch(() => {});
@@ -465,15 +471,22 @@ class Collection {
    * older version cannot bring the record back (a create after it can: an id used again
    * starts at version 1).
    */
-  applyServer(record, kind) {
+  applyServer(record, kind, fromFeed = true) {
     const known = this.server.get(record.id);
+    if (!fromFeed && known) {
+      // A write's answer may arrive after the feed moved past it: the feed, which is in
+      // commit order, wins. A tombstone stays; a delete answer removes only the
+      // incarnation it deleted (a recreated id has another createdAt).
+      if (known.deleted) return;
+      if (kind === 'DELETED' && known.createdAt !== record.createdAt) return;
+    }
     if (known && !known.deleted) {
       if (kind === 'DELETED' ? known.version > record.version : known.version >= record.version) return;
     } else if (known?.deleted && kind !== 'CREATED' && known.version >= record.version) {
       return;
     }
     if (kind === 'DELETED') {
-      this.server.set(record.id, { id: record.id, version: record.version, deleted: true });
+      this.server.set(record.id, { id: record.id, version: record.version, createdAt: record.createdAt, deleted: true });
     } else if (record.collection !== this.name || !matches(this.filter, record)) {
       // A record that no longer matches the filter leaves the collection.
       this.server.delete(record.id);
@@ -517,7 +530,7 @@ class Collection {
     return this.client.enqueue(query, variables).then(
       (record) => {
         done();
-        this.applyServer(record, kind);
+        this.applyServer(record, kind, false);
         this.publish();
         return record;
       },
