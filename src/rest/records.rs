@@ -329,11 +329,16 @@ fn written_response(status: StatusCode, written: Written, location: bool) -> Res
     if location && let Ok(path) = HeaderValue::from_str(&path) {
         resp.headers_mut().insert(header::LOCATION, path);
     }
+    Ok(replayed_header(resp, replayed))
+}
+
+/// Marks a response that repeats a stored outcome: `Idempotent-Replayed: true`.
+fn replayed_header(mut resp: Response, replayed: bool) -> Response {
     if replayed {
         resp.headers_mut()
             .insert("idempotent-replayed", HeaderValue::from_static("true"));
     }
-    Ok(resp)
+    resp
 }
 
 /// One write of `POST /api/batch`: `{"create": {…}}`, `{"update": {…}}`,
@@ -439,10 +444,6 @@ pub async fn batch(
             .unwrap_or_default(),
         records: written.records,
     };
-    let mut resp = (StatusCode::OK, Json(answer)).into_response();
-    if replayed {
-        resp.headers_mut()
-            .insert("idempotent-replayed", HeaderValue::from_static("true"));
-    }
-    Ok(resp)
+    let resp = (StatusCode::OK, Json(answer)).into_response();
+    Ok(replayed_header(resp, replayed))
 }

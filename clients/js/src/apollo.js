@@ -9,20 +9,11 @@
 
 import { ApolloLink, Observable } from '@apollo/client/core/index.js';
 import { Kind, print, visit } from 'graphql';
-import { createClient as createWsClient } from 'graphql-ws';
 
-import { webSocketUrl } from './index.js';
+import { createSocket, randomId, sleep } from './index.js';
 
 const AFTER_VARIABLE = '__recordsyncAfter';
 const WRITE_FIELDS = new Set(['createRecord', 'updateRecord', 'patchRecord', 'deleteRecord', 'commitWrites']);
-
-function randomId() {
-  return globalThis.crypto.randomUUID();
-}
-
-function sleep(ms) {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
 
 /**
  * The document with `recordChanged` made resumable: `cursor` selected and `after` bound
@@ -106,19 +97,11 @@ class RecordsyncLink extends ApolloLink {
     this.url = url;
     this.token = token;
     this.fetch = fetchImpl ?? globalThis.fetch.bind(globalThis);
-    this.ws = createWsClient({
-      url: webSocketUrl(url),
+    this.ws = createSocket({
+      url,
       webSocketImpl,
-      lazy: false,
-      onNonLazyError: () => {},
-      keepAlive: 10_000,
-      retryAttempts: Infinity,
-      retryWait: async (retries) => sleep(Math.min(5_000, 250 * 2 ** Math.min(retries, 5)) * (0.5 + Math.random() / 2)),
       shouldRetry: () => !this.closed,
-      connectionParams: async () => {
-        const t = await this.currentToken();
-        return t ? { Authorization: `Bearer ${t}` } : {};
-      },
+      token: () => this.currentToken(),
     });
   }
 

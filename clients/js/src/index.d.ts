@@ -120,3 +120,13 @@ export interface Client {
 export function createClient(options: ClientOptions): Client;
 export function webSocketUrl(url: string): string;
 export function mergePatch<T>(target: T, patch: unknown): T;
+export function randomId(): string;
+export function sleep(ms: number): Promise<void>;
+/** The graphql-ws client the client and the Apollo link share the settings of. */
+export function createSocket(options: {
+  url: string;
+  webSocketImpl?: unknown;
+  token: () => string | undefined | Promise<string | undefined>;
+  shouldRetry: () => boolean;
+  on?: Record<string, (...args: unknown[]) => void>;
+}): import('graphql-ws').Client;

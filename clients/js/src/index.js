@@ -47,12 +47,38 @@ const MUTATIONS = {
 /** Codes after which a request is worth sending again (nothing was decided). */
 const RETRYABLE = new Set(['NETWORK_ERROR', 'SERVICE_UNAVAILABLE']);
 
-function randomId() {
+/** A new random id (idempotency keys, record ids). */
+export function randomId() {
   return globalThis.crypto.randomUUID();
 }
 
-function sleep(ms) {
+/** Resolves after `ms` milliseconds. */
+export function sleep(ms) {
   return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/**
+ * The graphql-ws client both the client and the Apollo link use: one socket for its
+ * owner's life (a lazy one closes when its last subscription ends, and graphql-ws then
+ * rejects a promise nobody awaits), keep-alive, and reconnection with jittered back-off
+ * for as long as `shouldRetry()` says. `token()` is asked on every (re)connect.
+ */
+export function createSocket({ url, webSocketImpl, token, shouldRetry, on }) {
+  return createWsClient({
+    url: webSocketUrl(url),
+    webSocketImpl,
+    lazy: false,
+    onNonLazyError: () => {},
+    keepAlive: 10_000,
+    retryAttempts: Infinity,
+    retryWait: async (retries) => sleep(Math.min(5_000, 250 * 2 ** Math.min(retries, 5)) * (0.5 + Math.random() / 2)),
+    shouldRetry,
+    connectionParams: async () => {
+      const t = await token();
+      return t ? { Authorization: `Bearer ${t}` } : {};
+    },
+    on,
+  });
 }
 
 /** The WebSocket URL of a GraphQL HTTP URL. */
@@ -97,21 +123,13 @@ class Client {
     this.closed = false;
     this.connected = false;
     this.tokenFailure = null;
-    this.ws = createWsClient({
-      url: webSocketUrl(url),
+    this.ws = createSocket({
+      url,
       webSocketImpl,
-      // One socket for the client's life: a lazy one closes when its last feed ends, and
-      // graphql-ws then rejects a promise nobody awaits.
-      lazy: false,
-      onNonLazyError: () => {},
-      keepAlive: 10_000,
-      retryAttempts: Infinity,
-      retryWait: async (retries) => sleep(Math.min(5_000, 250 * 2 ** Math.min(retries, 5)) * (0.5 + Math.random() / 2)),
       shouldRetry: () => !this.closed && !this.tokenFailure,
-      connectionParams: async () => {
+      token: async () => {
         try {
-          const t = await this.currentToken();
-          return t ? { Authorization: `Bearer ${t}` } : {};
+          return await this.currentToken();
         } catch (err) {
           this.tokenFailure = err;
           throw err;

@@ -22,17 +22,22 @@ after(async () => {
   await server?.close();
 });
 
-/** A page of `/demo` that may only talk to the server. */
-async function demoPage(context) {
+/** A page that may only talk to the server; `page.outside` lists what it tried beyond. */
+async function serverOnlyPage(context) {
   const page = await context.newPage();
-  const outside = [];
+  page.outside = [];
   await page.route('**/*', (route) => {
     const url = new URL(route.request().url());
     if (url.host === server.addr) return route.continue();
-    outside.push(url.href);
+    page.outside.push(url.href);
     return route.abort();
   });
-  page.outside = outside;
+  return page;
+}
+
+/** A page of `/demo`, live. */
+async function demoPage(context) {
+  const page = await serverOnlyPage(context);
   await page.goto(`${server.url}/demo`);
   await page.locator('[data-status="live"]').waitFor();
   return page;
@@ -70,18 +75,11 @@ test('two tabs of /demo stay in sync, also across a server restart', async () =>
 
 test('GraphiQL renders with every request outside the server blocked', async () => {
   const context = await browser.newContext();
-  const page = await context.newPage();
-  const outside = [];
-  await page.route('**/*', (route) => {
-    const url = new URL(route.request().url());
-    if (url.host === server.addr) return route.continue();
-    outside.push(url.href);
-    return route.abort();
-  });
+  const page = await serverOnlyPage(context);
   await page.goto(`${server.url}/graphql`);
   await page.locator('.graphiql-container').waitFor({ timeout: 30_000 });
   // The IDE has loaded the schema through its fetcher: the docs know the Query type.
   await page.locator('.graphiql-container .cm-s-graphiql, .graphiql-query-editor').first().waitFor();
-  assert.deepEqual(outside, []);
+  assert.deepEqual(page.outside, []);
   await context.close();
 });
