@@ -41,7 +41,7 @@ use std::{
 use entity::{idempotency_key, record, record_change};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, EntityTrait,
-    QueryFilter, Set, SqliteTransactionMode, TransactionOptions, TransactionTrait,
+    QueryFilter, Set, SqliteTransactionMode, Statement, TransactionOptions, TransactionTrait,
     sea_query::OnConflict,
 };
 use tokio::sync::{Mutex, mpsc, oneshot};
@@ -65,6 +65,9 @@ use crate::{
 const RESYNC_RETRY_MIN: std::time::Duration = std::time::Duration::from_secs(1);
 /// Longest wait between resync attempts.
 const RESYNC_RETRY_MAX: std::time::Duration = std::time::Duration::from_secs(5);
+/// How long the writer keeps asking PostgreSQL whether a group whose COMMIT reported
+/// failure committed, before it answers that the outcome is unknown.
+const COMMIT_STATUS_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// One request waiting for the writer task: a write, or an atomic batch of them.
 pub(super) struct Job {
@@ -266,6 +269,35 @@ impl Writer {
         }
     }
 
+    /// Whether the PostgreSQL transaction `xid`, whose COMMIT reported failure, committed
+    /// (`txid_status`, asked on another connection); `None` while that cannot be told
+    /// within [`COMMIT_STATUS_WAIT`], and always on SQLite.
+    async fn commit_status(&self, xid: Option<i64>) -> Option<bool> {
+        let xid = xid?;
+        let deadline = Instant::now() + COMMIT_STATUS_WAIT;
+        loop {
+            let asked = self
+                .db
+                .query_one_raw(Statement::from_string(
+                    DbBackend::Postgres,
+                    format!("SELECT txid_status({xid}) AS status"),
+                ))
+                .await;
+            // "in progress" lasts until the backend that ran it has gone; NULL means the
+            // id is too old to tell, which cannot happen within this wait.
+            let status = asked
+                .ok()
+                .flatten()
+                .and_then(|r| r.try_get::<Option<String>>("", "status").ok());
+            match status.flatten().as_deref() {
+                Some("committed") => return Some(true),
+                Some("aborted") => return Some(false),
+                _ if Instant::now() >= deadline => return None,
+                _ => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
+            }
+        }
+    }
+
     /// Commits `jobs` in one transaction and publishes their changes; each job's
     /// outcome, in order.
     async fn commit_group(
@@ -284,13 +316,27 @@ impl Writer {
             })
             .await
             .map_err(setup)?;
-        if postgres {
-            // Writers on every instance take this lock before their changes get sequence
-            // numbers and hold it until COMMIT, so numbers commit in order.
-            txn.execute_unprepared(&format!("SELECT pg_advisory_xact_lock({WRITE_LOCK_KEY})"))
+        // On PostgreSQL: writers on every instance take this lock before their changes get
+        // sequence numbers and hold it until COMMIT, so numbers commit in order. The
+        // transaction's id lets a failed COMMIT be resolved afterwards.
+        let xid = if postgres {
+            let row = txn
+                .query_one_raw(Statement::from_string(
+                    DbBackend::Postgres,
+                    format!(
+                        "SELECT txid_current() AS xid FROM pg_advisory_xact_lock({WRITE_LOCK_KEY})"
+                    ),
+                ))
                 .await
                 .map_err(setup)?;
-        }
+            let xid = row
+                .map(|r| r.try_get::<i64>("", "xid"))
+                .transpose()
+                .map_err(setup)?;
+            Some(xid.ok_or_else(|| GroupError::Setup(Error::Internal("no transaction id".into())))?)
+        } else {
+            None
+        };
         let (outcomes, changes) = self.stage(&txn, jobs).await?;
         if postgres && let Some(last) = changes.last() {
             // Delivered to every instance's follower when (and only if) this commits.
@@ -302,14 +348,26 @@ impl Writer {
             .map_err(|e| GroupError::Statement(e.into()))?;
         }
         if let Err(err) = txn.commit().await {
-            // The COMMIT may have happened even though it reported failure.
-            self.outcome_unknown();
-            // Never SERVICE_UNAVAILABLE: that invites a blind retry of a write that may
-            // have committed.
-            tracing::error!(error = %err, "COMMIT failed; whether the group committed is unknown");
-            return Err(GroupError::Commit(Error::Internal(format!(
-                "COMMIT failed and whether the write committed is unknown: {err}"
-            ))));
+            // The COMMIT may have happened even though it reported failure. PostgreSQL can
+            // tell, once the connection that sent it is gone.
+            match self.commit_status(xid).await {
+                Some(true) => {
+                    tracing::warn!(error = %err, "COMMIT reported failure but the group committed");
+                }
+                Some(false) => {
+                    tracing::warn!(error = %err, "COMMIT failed and the group rolled back");
+                    return Err(GroupError::Setup(err.into()));
+                }
+                None => {
+                    self.outcome_unknown();
+                    // Never SERVICE_UNAVAILABLE: that invites a blind retry of a write that
+                    // may have committed.
+                    tracing::error!(error = %err, "COMMIT failed; whether the group committed is unknown");
+                    return Err(GroupError::Commit(Error::Internal(format!(
+                        "COMMIT failed and whether the write committed is unknown: {err}"
+                    ))));
+                }
+            }
         }
         if postgres {
             // Other instances' changes interleave with ours, so every instance publishes

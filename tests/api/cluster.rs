@@ -310,3 +310,127 @@ async fn one_key_sent_to_both_instances_at_once_writes_once() {
     assert_eq!(a.all_changes().await.len(), 10);
     assert_eq!(b.all_records().await.len(), 10);
 }
+
+/// What [`CommitCutter`] does to the next COMMIT it sees.
+#[derive(Clone, Copy, PartialEq)]
+enum Cut {
+    /// Passes it on, then closes both sides before the answer comes back.
+    AfterCommit,
+    /// Closes both sides without passing it on.
+    BeforeCommit,
+}
+
+/// A TCP proxy in front of PostgreSQL that cuts the connection carrying the next COMMIT,
+/// so that the server cannot read COMMIT's answer: the network failing at the worst time.
+struct CommitCutter {
+    addr: std::net::SocketAddr,
+    next: std::sync::Arc<std::sync::Mutex<Option<Cut>>>,
+}
+
+impl CommitCutter {
+    async fn start(upstream: std::net::SocketAddr) -> Self {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let next: std::sync::Arc<std::sync::Mutex<Option<Cut>>> = Default::default();
+        let armed = next.clone();
+        tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                let armed = armed.clone();
+                tokio::spawn(async move {
+                    let Ok(mut server) = tokio::net::TcpStream::connect(upstream).await else {
+                        return;
+                    };
+                    let (mut up, mut down) = ([0u8; 16384], [0u8; 16384]);
+                    loop {
+                        tokio::select! {
+                            n = client.read(&mut up) => {
+                                let Ok(n @ 1..) = n else { return };
+                                let chunk = &up[..n];
+                                // A simple-protocol query message holding COMMIT.
+                                let commit = chunk.windows(7).any(|w| w == b"COMMIT\0");
+                                let cut = if commit { armed.lock().unwrap().take() } else { None };
+                                match cut {
+                                    None => {
+                                        if server.write_all(chunk).await.is_err() {
+                                            return;
+                                        }
+                                    }
+                                    Some(Cut::BeforeCommit) => return,
+                                    Some(Cut::AfterCommit) => {
+                                        let _ = server.write_all(chunk).await;
+                                        drop(client);
+                                        // PostgreSQL reads the COMMIT before it sees the end.
+                                        tokio::time::sleep(Duration::from_millis(100)).await;
+                                        return;
+                                    }
+                                }
+                            }
+                            n = server.read(&mut down) => {
+                                let Ok(n @ 1..) = n else { return };
+                                if client.write_all(&down[..n]).await.is_err() {
+                                    return;
+                                }
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        Self { addr, next }
+    }
+
+    fn arm(&self, cut: Cut) {
+        *self.next.lock().unwrap() = Some(cut);
+    }
+}
+
+#[tokio::test]
+async fn a_write_whose_commit_answer_is_lost_is_answered_with_what_happened() {
+    let db = TestDb::postgres().await;
+    let upstream = url_host_port(&db.url);
+    let cutter = CommitCutter::start(upstream).await;
+    let name = db.url.rsplit('/').next().unwrap().to_owned();
+    let via_proxy = format!("postgres://postgres@{}/{name}?sslmode=disable", cutter.addr);
+    let app = spawn_on(db, |c| c.database_url = via_proxy).await;
+    let create = "mutation($d: JSON!) { createRecord(input: {collection: \"c\", data: $d}) { id } }";
+    let warm = app.gql(create, json!({"d": {"n": 0}})).await;
+    assert!(warm["data"]["createRecord"]["id"].is_string(), "{warm}");
+
+    // The COMMIT reached the database; only its answer was lost.
+    cutter.arm(Cut::AfterCommit);
+    let committed = app.gql(create, json!({"d": {"n": 1}})).await;
+    assert!(cutter.next.lock().unwrap().is_none(), "no COMMIT was cut");
+    let id = committed["data"]["createRecord"]["id"].as_str();
+    assert!(id.is_some(), "a committed write is answered as such: {committed}");
+
+    // The COMMIT never reached it: nothing was written, and a retry is safe.
+    cutter.arm(Cut::BeforeCommit);
+    let lost = app.gql(create, json!({"d": {"n": 2}})).await;
+    assert!(cutter.next.lock().unwrap().is_none(), "no COMMIT was cut");
+    assert_eq!(
+        lost["errors"][0]["extensions"]["code"], "SERVICE_UNAVAILABLE",
+        "a write that did not commit is reported unavailable: {lost}"
+    );
+
+    let logged: Vec<i64> = app
+        .all_changes()
+        .await
+        .iter()
+        .map(|c| c["record"]["data"]["n"].as_i64().unwrap())
+        .collect();
+    assert_eq!(logged, [0, 1]);
+    let got = app
+        .gql("query($id: ID!) { record(id: $id) { data } }", json!({"id": id}))
+        .await;
+    assert_eq!(got["data"]["record"]["data"], json!({"n": 1}));
+}
+
+/// The host and port of a PostgreSQL URL such as `postgres://user@host:port/db`.
+fn url_host_port(url: &str) -> std::net::SocketAddr {
+    let rest = url.split_once("://").unwrap().1;
+    let authority = rest.split('/').next().unwrap();
+    let host_port = authority.rsplit('@').next().unwrap();
+    use std::net::ToSocketAddrs;
+    host_port.to_socket_addrs().unwrap().next().unwrap()
+}
