@@ -388,12 +388,20 @@ impl CommitCutter {
 #[tokio::test]
 async fn a_write_whose_commit_answer_is_lost_is_answered_with_what_happened() {
     let db = TestDb::postgres().await;
-    let upstream = url_host_port(&db.url);
+    let host_port = url_host_port(&db.url);
+    let upstream = std::net::ToSocketAddrs::to_socket_addrs(host_port)
+        .unwrap()
+        .next()
+        .unwrap();
     let cutter = CommitCutter::start(upstream).await;
-    let name = db.url.rsplit('/').next().unwrap().to_owned();
-    let via_proxy = format!("postgres://postgres@{}/{name}?sslmode=disable", cutter.addr);
+    // The same URL through the proxy, in plain text so that it can see COMMIT.
+    let via_proxy = format!(
+        "{}?sslmode=disable",
+        db.url.replacen(host_port, &cutter.addr.to_string(), 1)
+    );
     let app = spawn_on(db, |c| c.database_url = via_proxy).await;
-    let create = "mutation($d: JSON!) { createRecord(input: {collection: \"c\", data: $d}) { id } }";
+    let create =
+        "mutation($d: JSON!) { createRecord(input: {collection: \"c\", data: $d}) { id } }";
     let warm = app.gql(create, json!({"d": {"n": 0}})).await;
     assert!(warm["data"]["createRecord"]["id"].is_string(), "{warm}");
 
@@ -402,7 +410,10 @@ async fn a_write_whose_commit_answer_is_lost_is_answered_with_what_happened() {
     let committed = app.gql(create, json!({"d": {"n": 1}})).await;
     assert!(cutter.next.lock().unwrap().is_none(), "no COMMIT was cut");
     let id = committed["data"]["createRecord"]["id"].as_str();
-    assert!(id.is_some(), "a committed write is answered as such: {committed}");
+    assert!(
+        id.is_some(),
+        "a committed write is answered as such: {committed}"
+    );
 
     // The COMMIT never reached it: nothing was written, and a retry is safe.
     cutter.arm(Cut::BeforeCommit);
@@ -421,16 +432,17 @@ async fn a_write_whose_commit_answer_is_lost_is_answered_with_what_happened() {
         .collect();
     assert_eq!(logged, [0, 1]);
     let got = app
-        .gql("query($id: ID!) { record(id: $id) { data } }", json!({"id": id}))
+        .gql(
+            "query($id: ID!) { record(id: $id) { data } }",
+            json!({"id": id}),
+        )
         .await;
     assert_eq!(got["data"]["record"]["data"], json!({"n": 1}));
 }
 
-/// The host and port of a PostgreSQL URL such as `postgres://user@host:port/db`.
-fn url_host_port(url: &str) -> std::net::SocketAddr {
+/// The `host:port` of a PostgreSQL URL such as `postgres://user@host:port/db`.
+fn url_host_port(url: &str) -> &str {
     let rest = url.split_once("://").unwrap().1;
     let authority = rest.split('/').next().unwrap();
-    let host_port = authority.rsplit('@').next().unwrap();
-    use std::net::ToSocketAddrs;
-    host_port.to_socket_addrs().unwrap().next().unwrap()
+    authority.rsplit('@').next().unwrap()
 }
