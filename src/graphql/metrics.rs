@@ -66,6 +66,10 @@ impl Extension for PerRequest {
     ) -> Response {
         let response = next.run(ctx, operation_name).await;
         let kind = *self.kind.lock().unwrap_or_else(|e| e.into_inner());
+        // A subscription runs this for every event; `subscribe` counts it once.
+        if kind == "subscription" {
+            return response;
+        }
         let outcome = if response.is_ok() { "ok" } else { "error" };
         metrics::counter!(GRAPHQL_OPERATIONS, "type" => kind, "outcome" => outcome).increment(1);
         response
@@ -90,5 +94,59 @@ impl Extension for PerRequest {
                 response
             })
             .boxed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use async_graphql::{EmptyMutation, Object, Schema, Subscription};
+    use futures_util::Stream;
+
+    use super::*;
+
+    struct Query;
+    #[Object]
+    impl Query {
+        async fn one(&self) -> i32 {
+            1
+        }
+    }
+
+    struct Subscription;
+    #[Subscription]
+    impl Subscription {
+        async fn three(&self) -> impl Stream<Item = i32> {
+            futures_util::stream::iter([1, 2, 3])
+        }
+    }
+
+    #[test]
+    fn a_subscription_counts_once_however_many_events_it_delivers() {
+        let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
+        metrics::with_local_recorder(&recorder, || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .build()
+                .unwrap();
+            runtime.block_on(async {
+                let schema = Schema::build(Query, EmptyMutation, Subscription)
+                    .extension(OperationMetrics)
+                    .finish();
+                let events: Vec<_> = schema
+                    .execute_stream("subscription { three }")
+                    .collect()
+                    .await;
+                assert_eq!(events.len(), 3);
+                assert!(schema.execute("{ one }").await.is_ok());
+            });
+        });
+        let text = handle.render();
+        let count = |kind: &str| {
+            let prefix = format!("{GRAPHQL_OPERATIONS}{{type=\"{kind}\",outcome=\"ok\"}} ");
+            text.lines()
+                .find_map(|l| l.strip_prefix(prefix.as_str()).map(str::to_owned))
+        };
+        assert_eq!(count("subscription").as_deref(), Some("1"), "{text}");
+        assert_eq!(count("query").as_deref(), Some("1"), "{text}");
     }
 }
