@@ -117,6 +117,9 @@ impl App {
                 },
                 max_message_bytes: config.ws_max_message_bytes,
                 read_buffer_bytes: config.ws_read_buffer_bytes,
+                shapes: Arc::new(graphql::ws::shared::Shapes::new(
+                    config.ws_shared_result_bytes,
+                )),
             },
             max_body_bytes: config.max_body_bytes,
             shutdown: shutdown.clone(),

@@ -58,6 +58,23 @@ impl Access {
             && self.subject == other.subject
     }
 
+    /// The rights [`Access::same_rights`] compares, as text: equal for equal rights.
+    pub fn rights_key(&self) -> String {
+        let mut collections: Option<Vec<&String>> =
+            self.collections.as_ref().map(|c| c.iter().collect());
+        if let Some(c) = &mut collections {
+            c.sort();
+        }
+        serde_json::json!([
+            self.read,
+            self.write,
+            self.metrics,
+            collections,
+            self.subject
+        ])
+        .to_string()
+    }
+
     /// Whether `collection` is within the token's collections.
     pub fn allows(&self, collection: &str) -> bool {
         self.collections

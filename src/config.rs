@@ -298,6 +298,17 @@ pub struct Config {
     )]
     pub ws_send_queue_bytes: usize,
 
+    /// Bytes of serialized subscription results kept for sharing: subscriptions with
+    /// the same document, variables and rights execute each change once, and the
+    /// others send the kept result. 0 turns sharing off.
+    #[arg(
+        long,
+        env = "RECORDSYNC_WS_SHARED_RESULT_BYTES",
+        default_value_t = 16 * 1024 * 1024,
+        global = true
+    )]
+    pub ws_shared_result_bytes: usize,
+
     /// Most bytes of record data one GraphQL query may load (all its pages and
     /// records together, as JSON text); past it the query fails with
     /// `RESPONSE_TOO_LARGE` at the first record over the bound, before its answer is

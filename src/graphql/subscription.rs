@@ -1,9 +1,15 @@
 //! Subscription resolvers.
 
-use async_graphql::{Context, Result, Subscription};
+use std::{borrow::Cow, sync::Arc};
+
+use async_graphql::{
+    Context, ContextSelectionSet, OutputType, Positioned, Result, ServerResult, Subscription,
+    Value, parser::types::Field, registry::Registry,
+};
 use futures_util::{Stream, StreamExt};
 use uuid::Uuid;
 
+use super::ws::shared::SharedOp;
 use crate::{
     error::GqlResult,
     model::{ChangeKind, RecordChange},
@@ -27,7 +33,7 @@ impl SubscriptionRoot {
         id: Option<Uuid>,
         kinds: Option<Vec<ChangeKind>>,
         after: Option<String>,
-    ) -> Result<impl Stream<Item = Result<RecordChange>> + use<>> {
+    ) -> Result<impl Stream<Item = Result<Delivery>> + use<>> {
         let service = ctx.data::<Service>()?;
         let query = ChangesQuery {
             collection,
@@ -38,6 +44,52 @@ impl SubscriptionRoot {
         };
         let changes = service.subscribe(super::access(ctx)?, query).await.gql()?;
         let cursors = service.cursors().clone();
-        Ok(changes.map(move |item| item.and_then(|c| RecordChange::new(&c, &cursors)).gql()))
+        let shared = ctx.data_opt::<Arc<SharedOp>>().cloned();
+        Ok(changes.map(move |item| {
+            let change = item.inspect_err(|_| {
+                if let Some(shared) = &shared {
+                    shared.clear();
+                }
+            });
+            let change = change.gql()?;
+            if shared.as_ref().is_some_and(|s| s.lookup(change.seq)) {
+                return Ok(Delivery::Shared(change.seq));
+            }
+            RecordChange::new(&change, &cursors)
+                .map(Delivery::Resolve)
+                .gql()
+        }))
+    }
+}
+
+/// One change a subscription delivers: a `RecordChange` to resolve, or, when another
+/// subscription of the same shape has already resolved it (see `ws::shared`), a
+/// stand-in holding its position, which the WebSocket operation replaces with that
+/// result. In the schema it is `RecordChange`.
+pub enum Delivery {
+    /// Resolve it.
+    Resolve(RecordChange),
+    /// Its result is shared: resolves to its position.
+    Shared(i64),
+}
+
+impl OutputType for Delivery {
+    fn type_name() -> Cow<'static, str> {
+        RecordChange::type_name()
+    }
+
+    fn create_type_info(registry: &mut Registry) -> String {
+        RecordChange::create_type_info(registry)
+    }
+
+    async fn resolve(
+        &self,
+        ctx: &ContextSelectionSet<'_>,
+        field: &Positioned<Field>,
+    ) -> ServerResult<Value> {
+        match self {
+            Self::Resolve(change) => change.resolve(ctx, field).await,
+            Self::Shared(seq) => Ok(Value::from(*seq)),
+        }
     }
 }

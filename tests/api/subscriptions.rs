@@ -268,3 +268,100 @@ async fn a_pruned_cursor_is_cursor_expired() {
         json!({"n": 3})
     );
 }
+
+/// The full `RecordChange` selection, with data left out unless `$withData`.
+const SHAPED: &str = "subscription($after: String, $withData: Boolean!) { recordChanged(collection: \"sh\", after: $after) { cursor kind changedAt record { id collection version data @include(if: $withData) } } }";
+
+#[tokio::test]
+async fn subscriptions_of_one_shape_each_get_the_whole_result_in_their_own_envelope() {
+    for sharing in [true, false] {
+        let app = spawn_app_with(|c| {
+            if !sharing {
+                c.ws_shared_result_bytes = 0;
+            }
+        })
+        .await;
+        let before = app.head_cursor().await;
+        let early = app.create("sh", json!({"n": 0})).await;
+        let both = json!({"after": before, "withData": true});
+        let live = json!({"after": null, "withData": true});
+
+        // Two connections, each with the same two shapes (one replaying from
+        // `before`, one live), a third shape that leaves data out, and a legacy
+        // connection with the replaying shape.
+        let mut a = WsClient::connect(&app).await;
+        let mut b = WsClient::connect(&app).await;
+        let mut legacy = WsClient::connect_legacy(&app).await;
+        for ws in [&mut a, &mut b] {
+            ws.subscribe("replay", SHAPED, both.clone()).await;
+            ws.subscribe("live", SHAPED, live.clone()).await;
+        }
+        a.subscribe("bare", SHAPED, json!({"withData": false}))
+            .await;
+        legacy
+            .send(json!({"type": "start", "id": "old", "payload": {"query": SHAPED, "variables": both}}))
+            .await;
+        app.wait_for_receivers(6).await;
+
+        let mut written = vec![early];
+        for n in 1..=3 {
+            written.push(app.create("sh", json!({"n": n})).await);
+        }
+        let id = written[1]["id"].as_str().unwrap().to_owned();
+        app.update(&id, json!({"n": 10})).await;
+        app.delete(&id).await;
+
+        // What a user would get from the change log, the same fields.
+        let log: Vec<Value> = app
+            .data(
+                "query($after: String) { changes(after: $after, collection: \"sh\") { nodes { cursor kind changedAt record { id collection version data } } } }",
+                json!({"after": before}),
+            )
+            .await["changes"]["nodes"]
+            .as_array()
+            .unwrap()
+            .clone();
+        assert_eq!(log.len(), 6);
+        for (ws, expected) in [(&mut a, 6 + 5 + 5), (&mut b, 6 + 5)] {
+            let mut got: std::collections::HashMap<&str, Vec<Value>> = Default::default();
+            let mut count = 0;
+            while count < expected {
+                let msg = ws.recv().await;
+                assert_eq!(msg["type"], "next", "{msg}");
+                assert!(msg["payload"].get("errors").is_none(), "{msg}");
+                let op = match msg["id"].as_str().unwrap() {
+                    "replay" => "replay",
+                    "live" => "live",
+                    "bare" => "bare",
+                    other => panic!("unknown operation {other}"),
+                };
+                got.entry(op)
+                    .or_default()
+                    .push(msg["payload"]["data"]["recordChanged"].clone());
+                count += 1;
+            }
+            assert_eq!(got["replay"], log, "sharing {sharing}");
+            assert_eq!(got["live"], log[1..], "sharing {sharing}");
+            if let Some(bare) = got.get("bare") {
+                let without: Vec<Value> = log[1..]
+                    .iter()
+                    .map(|c| {
+                        let mut c = c.clone();
+                        c["record"].as_object_mut().unwrap().remove("data");
+                        c
+                    })
+                    .collect();
+                assert_eq!(bare, &without, "sharing {sharing}");
+            }
+            ws.expect_silence().await;
+        }
+        let mut old = Vec::new();
+        while old.len() < 6 {
+            let msg = legacy.recv_skipping_ka().await;
+            assert_eq!(msg["type"], "data", "{msg}");
+            assert_eq!(msg["id"], "old", "{msg}");
+            old.push(msg["payload"]["data"]["recordChanged"].clone());
+        }
+        assert_eq!(old, log, "sharing {sharing}");
+    }
+}

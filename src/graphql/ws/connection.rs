@@ -7,7 +7,7 @@
 //! subscription falls behind the live stream and later catches up from the change log,
 //! so nothing grows without bound.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use futures_util::{SinkExt, StreamExt, stream::SplitSink};
@@ -23,12 +23,15 @@ use super::{
     outbox::{Queued, outbox},
     protocol::Protocol,
     session::{Close, Connection, WsLimits},
+    shared::Shapes,
     transport,
 };
 use crate::{auth::Authenticator, graphql::AppSchema};
 
 /// Most queued messages written to the socket before one flush.
 const WRITE_BATCH: usize = 64;
+/// Most turns of the scheduler the writer waits for more messages before a write.
+const COALESCE_YIELDS: usize = 16;
 
 /// How a connection ended.
 enum End {
@@ -48,6 +51,7 @@ pub(super) async fn serve(
     protocol: Protocol,
     schema: AppSchema,
     limits: WsLimits,
+    shapes: Arc<Shapes>,
     auth: Authenticator,
     header_credential: Option<String>,
     shutdown: CancellationToken,
@@ -73,6 +77,7 @@ pub(super) async fn serve(
         protocol,
         schema,
         limits,
+        shapes,
         out,
         auth,
         header_credential,
@@ -186,6 +191,25 @@ async fn write_loop(
         };
         if received == 0 {
             return;
+        }
+        // One change wakes all of the connection's subscriptions at once, and the
+        // first message wakes this task: let the others queue theirs first, so the
+        // change goes out in one write, not one per subscription. Each yield lets the
+        // tasks ahead in the run queue run; stop when two in a row bring nothing new.
+        let mut idle = 0;
+        for _ in 0..COALESCE_YIELDS {
+            if batch.len() >= WRITE_BATCH || idle == 2 {
+                break;
+            }
+            tokio::task::yield_now().await;
+            let before = batch.len();
+            while batch.len() < WRITE_BATCH {
+                match queue.try_recv() {
+                    Ok(queued) => batch.push(queued),
+                    Err(_) => break,
+                }
+            }
+            idle = if batch.len() == before { idle + 1 } else { 0 };
         }
         let write = async {
             for queued in batch.drain(..) {

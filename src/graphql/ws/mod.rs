@@ -8,6 +8,7 @@
 //! - [`outbox`]: the send queue, bounded in messages and in bytes.
 //! - [`protocol`]: the subprotocols and the messages the server sends in each.
 //! - [`operations`]: the operations a connection runs, each in its own task.
+//! - [`shared`]: one execution per change for subscriptions of the same shape.
 //! - [`admission`]: connections in total and per address, and the message rate.
 //! - [`transport`]: `graphql-transport-ws`, the graphql-ws library's protocol (Apollo
 //!   Client's `GraphQLWsLink`, GraphiQL).
@@ -28,6 +29,7 @@ pub mod operations;
 pub mod outbox;
 pub mod protocol;
 pub mod session;
+pub mod shared;
 pub mod transport;
 
 pub use protocol::{PROTOCOLS, Protocol};
@@ -43,7 +45,7 @@ use super::GraphqlState;
 use crate::http::{authorization, client_address};
 
 /// Everything the upgrade sets per connection.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct WsSettings {
     /// The connection's limits.
     pub limits: WsLimits,
@@ -51,6 +53,8 @@ pub struct WsSettings {
     pub max_message_bytes: usize,
     /// The socket's read buffer.
     pub read_buffer_bytes: usize,
+    /// The results subscriptions of the same shape share.
+    pub shapes: std::sync::Arc<shared::Shapes>,
 }
 
 /// Closes a socket whose client offered no subprotocol we speak.
@@ -93,6 +97,7 @@ pub fn upgrade(state: GraphqlState, upgrade: WebSocketUpgrade, parts: &Parts) ->
                             protocol,
                             state.schema.clone(),
                             state.ws.limits.clone(),
+                            state.ws.shapes.clone(),
                             state.auth.clone(),
                             credential,
                             state.shutdown.clone(),

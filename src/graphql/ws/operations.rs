@@ -1,7 +1,7 @@
 //! The operations one WebSocket connection runs: a table by id, each operation in a
 //! task of its own that sends its results in the connection's protocol.
 
-use std::{collections::HashMap, panic::AssertUnwindSafe};
+use std::{collections::HashMap, panic::AssertUnwindSafe, sync::Arc};
 
 use async_graphql::Response;
 use futures_util::{FutureExt, Stream, StreamExt};
@@ -11,6 +11,7 @@ use tokio::task::{AbortHandle, JoinSet};
 use super::{
     outbox::Outbox,
     protocol::{Protocol, text},
+    shared::{Found, SharedOp},
 };
 use crate::graphql::response::is_request_error;
 
@@ -75,19 +76,21 @@ impl Operations {
         }
     }
 
-    /// Runs operation `id`, whose results are `results`, sending them to `out`.
+    /// Runs operation `id`, whose results are `results`, sending them to `out`; with
+    /// `shared`, results its shape already has are sent without executing them.
     pub fn start(
         &mut self,
         id: String,
         protocol: Protocol,
         out: Outbox,
         results: impl Stream<Item = Response> + Send + 'static,
+        shared: Option<Arc<SharedOp>>,
     ) {
         self.generation += 1;
         let generation = self.generation;
         let task_id = id.clone();
         let handle = self.tasks.spawn(async move {
-            run(&task_id, protocol, &out, results).await;
+            run(&task_id, protocol, &out, results, shared.as_deref()).await;
             (task_id, generation)
         });
         self.running.insert(id, (generation, handle));
@@ -121,8 +124,9 @@ pub(super) async fn run(
     protocol: Protocol,
     out: &Outbox,
     results: impl Stream<Item = Response> + Send,
+    shared: Option<&SharedOp>,
 ) {
-    let sent = AssertUnwindSafe(send_results(id, protocol, out, results))
+    let sent = AssertUnwindSafe(send_results(id, protocol, out, results, shared))
         .catch_unwind()
         .await;
     if sent.is_err() {
@@ -138,16 +142,46 @@ async fn send_results(
     protocol: Protocol,
     out: &Outbox,
     results: impl Stream<Item = Response> + Send,
+    shared: Option<&SharedOp>,
 ) {
     let mut results = std::pin::pin!(results);
     let mut first = true;
     while let Some(response) = results.next().await {
+        let found = shared.and_then(SharedOp::take);
         let msg = if first && is_request_error(&response) {
             let errors = serde_json::to_value(&response.errors).unwrap_or(Value::Null);
             let _ = out.send(text(protocol.error(id, errors))).await;
             return;
         } else {
-            protocol.next(id, &response)
+            match (found, shared) {
+                (Some(Found::Result(seq, result)), _) => {
+                    if !stands_for(&response, seq) {
+                        // A bug, not an input: end the operation with an error rather
+                        // than deliver a result for another change.
+                        tracing::error!(
+                            operation = id,
+                            seq,
+                            "a shared result does not match its change"
+                        );
+                        let errors = json!([{"message": "internal server error",
+                                             "extensions": {"code": "INTERNAL_SERVER_ERROR"}}]);
+                        let _ = out.send(text(protocol.error(id, errors))).await;
+                        return;
+                    }
+                    protocol.next_serialized(id, &result)
+                }
+                (Some(Found::Execute(seq)), Some(shared)) if response.errors.is_empty() => {
+                    match serde_json::to_string(&response) {
+                        Ok(payload) => {
+                            let msg = protocol.next_serialized(id, &payload);
+                            shared.keep(seq, Arc::from(payload));
+                            msg
+                        }
+                        Err(_) => protocol.next(id, &response),
+                    }
+                }
+                _ => protocol.next(id, &response),
+            }
         };
         first = false;
         if out.send(msg).await.is_err() {
@@ -155,6 +189,19 @@ async fn send_results(
         }
     }
     let _ = out.send(text(protocol.complete(id))).await;
+}
+
+/// Whether `response` is the stand-in the resolver yields for the change at `seq`
+/// when its result is shared: its one field holds that position.
+fn stands_for(response: &Response, seq: i64) -> bool {
+    match &response.data {
+        async_graphql::Value::Object(fields) if response.errors.is_empty() => {
+            let mut values = fields.values();
+            matches!((values.next(), values.next()),
+                (Some(async_graphql::Value::Number(n)), None) if n.as_i64() == Some(seq))
+        }
+        _ => false,
+    }
 }
 
 #[cfg(test)]
@@ -179,7 +226,7 @@ mod tests {
                     .chain(futures_util::stream::poll_fn(
                         |_| -> std::task::Poll<Option<Response>> { panic!("a resolver bug") },
                     ));
-            run("op-1", protocol, &out, results).await;
+            run("op-1", protocol, &out, results, None).await;
             drop(out);
             let first = json_of(sent.recv().await.unwrap().msg);
             assert_eq!(first["id"], "op-1");

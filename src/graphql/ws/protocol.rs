@@ -35,6 +35,22 @@ impl Protocol {
     /// subscription passes here, so the response is serialized straight into the
     /// message text rather than through an intermediate JSON tree.
     pub fn next(self, id: &str, response: &Response) -> Message {
+        self.next_with(id, |out| serde_json::to_writer(out, response))
+    }
+
+    /// The message carrying operation `id`'s result `payload`, already serialized.
+    pub fn next_serialized(self, id: &str, payload: &str) -> Message {
+        self.next_with(id, |out| {
+            out.extend_from_slice(payload.as_bytes());
+            Ok(())
+        })
+    }
+
+    fn next_with(
+        self,
+        id: &str,
+        payload: impl FnOnce(&mut Vec<u8>) -> serde_json::Result<()>,
+    ) -> Message {
         let kind = match self {
             Self::Transport => "next",
             Self::Legacy => "data",
@@ -45,7 +61,7 @@ impl Protocol {
         out.extend_from_slice(br#"","id":"#);
         let written = serde_json::to_writer(&mut out, id).and_then(|()| {
             out.extend_from_slice(br#","payload":"#);
-            serde_json::to_writer(&mut out, response)
+            payload(&mut out)
         });
         match written.map(|()| String::from_utf8(out)) {
             Ok(Ok(mut text)) => {

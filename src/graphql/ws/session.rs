@@ -1,7 +1,7 @@
 //! One WebSocket connection's state, which both protocols' message handlers work on:
 //! whether it is initialised, who it is, its operations, and the send queue.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use async_graphql::Request;
 use axum::extract::ws::Message;
@@ -11,6 +11,7 @@ use super::{
     operations::Operations,
     outbox::Outbox,
     protocol::{Protocol, text},
+    shared::Shapes,
 };
 use crate::{
     auth::{Access, Authenticator},
@@ -59,6 +60,8 @@ pub struct Connection {
     pub(super) protocol: Protocol,
     schema: AppSchema,
     pub(super) limits: WsLimits,
+    /// The results subscriptions of the same shape share.
+    shapes: Arc<Shapes>,
     pub(super) out: Outbox,
     pub(super) init_received: bool,
     pub(super) acknowledged: bool,
@@ -79,10 +82,12 @@ pub struct Connection {
 
 impl Connection {
     /// A connection speaking `protocol`, not yet initialised.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn new(
         protocol: Protocol,
         schema: AppSchema,
         limits: WsLimits,
+        shapes: Arc<Shapes>,
         out: Outbox,
         auth: Authenticator,
         header_credential: Option<String>,
@@ -93,6 +98,7 @@ impl Connection {
             schema,
             operations: Operations::new(limits.max_subscriptions),
             limits,
+            shapes,
             out,
             init_received: false,
             acknowledged: false,
@@ -203,8 +209,13 @@ impl Connection {
             self.send(self.protocol.error(&id, errors)).await;
             return;
         };
-        let results = self.schema.execute_stream(request.data(access));
+        let shared = self.shapes.op(&request, &access).map(Arc::new);
+        let mut request = request.data(access);
+        if let Some(shared) = &shared {
+            request = request.data(Arc::clone(shared));
+        }
+        let results = self.schema.execute_stream(request);
         self.operations
-            .start(id, self.protocol, self.out.clone(), results);
+            .start(id, self.protocol, self.out.clone(), results, shared);
     }
 }
