@@ -404,6 +404,16 @@ pub struct Config {
     )]
     pub apq_cache_size: usize,
 
+    /// Parsed GraphQL documents kept by their text (documents up to 8 KiB), so the few
+    /// documents clients send over and over are parsed once; 0 parses every request.
+    #[arg(
+        long,
+        env = "RECORDSYNC_DOCUMENT_CACHE_SIZE",
+        default_value_t = 256,
+        global = true
+    )]
+    pub document_cache_size: usize,
+
     /// Log format: `pretty` for terminals, `json` (one object per line) for machines.
     #[arg(long, env = "RECORDSYNC_LOG_FORMAT", value_enum, default_value_t = LogFormat::Pretty, global = true)]
     pub log_format: LogFormat,

@@ -4,21 +4,22 @@
 use std::{collections::HashMap, sync::Arc};
 
 use async_graphql::{
-    ErrorExtensions, Request, ServerError, ServerResult, ValidationResult, Variables,
+    ErrorExtensions, Request, Response, ServerError, ServerResult, ValidationResult, Variables,
     extensions::{
-        Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextPrepareRequest,
-        NextValidation,
+        Extension, ExtensionContext, ExtensionFactory, NextExecute, NextParseQuery,
+        NextPrepareRequest, NextValidation,
     },
     parser::types::{ExecutableDocument, OperationType, Selection, SelectionSet},
 };
 
+use super::documents::Documents;
 use crate::model::ResponseBudget;
 
 /// Refuses documents with more than `aliases` aliased fields or more than `fields`
 /// fields once fragments are expanded (`LIMIT_EXCEEDED`: fragments spreading each other
 /// twice grow exponentially), and subscriptions with more than one root field; gives
 /// every query a [`ResponseBudget`] of `response_bytes`.
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 pub struct DocumentLimits {
     /// Most aliased fields.
     pub aliases: usize,
@@ -28,11 +29,13 @@ pub struct DocumentLimits {
     pub complexity: usize,
     /// Most bytes of record data in one answer.
     pub response_bytes: usize,
+    /// Documents parsed before, by their text.
+    pub documents: Arc<Documents>,
 }
 
 impl ExtensionFactory for DocumentLimits {
     fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(AliasLimitExtension(*self))
+        Arc::new(AliasLimitExtension(self.clone()))
     }
 }
 
@@ -57,8 +60,21 @@ impl Extension for AliasLimitExtension {
     ) -> ServerResult<Request> {
         // Later extensions (persisted queries) may turn a hash into the document.
         let mut request = next.run(ctx, request).await?;
-        // Parses once (or takes the persisted document); async-graphql reuses it.
+        // Parses once (or takes the document parsed for an earlier request with the
+        // same text); async-graphql reuses it.
         let name = request.operation_name.clone();
+        // A persisted query comes parsed, with no text.
+        if !request.query.is_empty() {
+            let doc = match self.0.documents.get(&request.query) {
+                Some(doc) => doc,
+                None => {
+                    let doc = async_graphql::parser::parse_query(&request.query)?;
+                    self.0.documents.put(&request.query, &doc);
+                    doc
+                }
+            };
+            request.set_parsed_query(doc);
+        }
         let doc = request.parsed_query()?;
         let expanded = expanded_fields(doc);
         if expanded > self.0.fields as u64 {
@@ -97,6 +113,29 @@ impl Extension for AliasLimitExtension {
             ))]);
         }
         Ok(result)
+    }
+
+    /// Errors async-graphql raises itself while executing (a variable that is missing or
+    /// does not parse as its type) carry no code; they are the caller's input.
+    async fn execute(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        operation_name: Option<&str>,
+        next: NextExecute<'_>,
+    ) -> Response {
+        let mut response = next.run(ctx, operation_name).await;
+        for err in &mut response.errors {
+            let coded = err
+                .extensions
+                .as_ref()
+                .is_some_and(|e| e.get("code").is_some());
+            if !coded {
+                err.extensions
+                    .get_or_insert_with(Default::default)
+                    .set("code", "BAD_USER_INPUT");
+            }
+        }
+        response
     }
 
     async fn parse_query(

@@ -17,6 +17,7 @@
 //! - [`metrics`]: counting operations.
 //! - [`limits`]: document limits async-graphql lacks, and the mutation detector.
 
+pub mod documents;
 pub mod http;
 pub mod limits;
 pub mod metrics;

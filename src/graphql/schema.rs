@@ -21,6 +21,9 @@ pub fn build(service: Service, config: &Config) -> AppSchema {
             fields: config.max_query_fields,
             complexity: config.max_query_complexity,
             response_bytes: config.max_response_bytes,
+            documents: std::sync::Arc::new(super::documents::Documents::new(
+                config.document_cache_size,
+            )),
         })
         .extension(super::metrics::OperationMetrics);
     if config.apq_cache_size > 0 {

@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 
-use super::helpers::{TestApp, spawn_app};
+use super::helpers::{TestApp, error_code, spawn_app, spawn_app_with};
 
 const GRAPHQL_RESPONSE: &str = "application/graphql-response+json";
 
@@ -370,4 +370,36 @@ async fn a_post_without_content_type_is_refused_with_a_4xx() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 415);
+}
+
+#[tokio::test]
+async fn a_document_sent_again_is_answered_for_its_own_variables_and_method() {
+    const ONE: &str = "query($id: UUID!) { record(id: $id) { data } }";
+    const CREATE: &str =
+        "mutation($d: JSON!) { createRecord(input: {collection: \"doc\", data: $d}) { id } }";
+    // With the parsed-document cache and without it, the same answers.
+    for size in [256, 0] {
+        let app = spawn_app_with(|c| c.document_cache_size = size).await;
+        let a = app.create("doc", json!({"n": 1})).await;
+        let b = app.create("doc", json!({"n": 2})).await;
+        for (record, n) in [(&a, 1), (&b, 2), (&a, 1)] {
+            let got = app.data(ONE, json!({"id": record["id"]})).await;
+            assert_eq!(got["record"]["data"], json!({"n": n}), "cache {size}");
+        }
+        for vars in [json!({"id": "not a uuid"}), json!({})] {
+            let bad = app.gql(ONE, vars).await;
+            assert_eq!(error_code(&bad), "BAD_USER_INPUT", "cache {size}: {bad}");
+        }
+
+        app.data(CREATE, json!({"d": {"n": 3}})).await;
+        let resp = app
+            .http
+            .get(app.url())
+            .query(&[("query", CREATE), ("variables", r#"{"d": {"n": 4}}"#)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 405, "cache {size}");
+        assert_eq!(app.all_records().await.len(), 3, "cache {size}");
+    }
 }
