@@ -182,7 +182,9 @@ async fn write_loop(
     mut queue: mpsc::Receiver<Queued>,
     mut closing: oneshot::Receiver<(CloseFrame, bool)>,
 ) {
-    let mut batch = Vec::with_capacity(WRITE_BATCH);
+    // Empty until messages come, and emptied again when the queue is: an idle
+    // connection holds no batch (64 queued messages' worth of room is 4 KiB).
+    let mut batch = Vec::new();
     let frame = loop {
         let received = tokio::select! {
             biased;
@@ -224,7 +226,11 @@ async fn write_loop(
             written = write => Ok(written),
         };
         match written {
-            Ok(Ok(())) => {}
+            Ok(Ok(())) => {
+                if queue.is_empty() {
+                    batch = Vec::new();
+                }
+            }
             Ok(Err(_)) => return,
             Err(frame) => break frame,
         }
