@@ -404,12 +404,13 @@ pub struct Config {
     )]
     pub apq_cache_size: usize,
 
-    /// Parsed GraphQL documents kept by their text (documents up to 8 KiB), so the few
-    /// documents clients send over and over are parsed once; 0 parses every request.
+    /// Parsed GraphQL documents kept by their text (documents up to 2 KiB that passed
+    /// the document limits, each at most about 400 KiB parsed), so the few documents
+    /// clients send over and over are parsed once; 0 parses every request.
     #[arg(
         long,
         env = "RECORDSYNC_DOCUMENT_CACHE_SIZE",
-        default_value_t = 256,
+        default_value_t = 64,
         global = true
     )]
     pub document_cache_size: usize,

@@ -2,19 +2,25 @@
 //! are parsed once.
 //!
 //! Bounded in entries (`--document-cache-size`, least recently used out first) and in
-//! size: a document longer than [`MAX_CACHED_TEXT`] is parsed every time. Only the
-//! parse is kept; every request is still validated against its own variables.
+//! size: a document longer than [`MAX_CACHED_TEXT`] is parsed every time. A parsed
+//! document takes up to about 200 times its text (a text of nothing but one-letter
+//! fields), so an entry holds at most about 400 KiB. Only documents that passed the
+//! document limits are kept, and only the parse: every request is still validated
+//! against its own variables.
 
-use std::{num::NonZeroUsize, sync::Mutex};
+use std::{
+    num::NonZeroUsize,
+    sync::{Arc, Mutex},
+};
 
 use async_graphql::parser::types::ExecutableDocument;
 use lru::LruCache;
 
 /// Longest document text kept, in bytes.
-pub const MAX_CACHED_TEXT: usize = 8 * 1024;
+pub const MAX_CACHED_TEXT: usize = 2 * 1024;
 
 /// Parsed documents by text.
-pub struct Documents(Option<Mutex<LruCache<String, ExecutableDocument>>>);
+pub struct Documents(Option<Mutex<LruCache<String, Arc<ExecutableDocument>>>>);
 
 impl Documents {
     /// A cache of at most `entries` documents (0: none).
@@ -24,8 +30,12 @@ impl Documents {
 
     /// The parsed document of `text`, if it is kept.
     pub fn get(&self, text: &str) -> Option<ExecutableDocument> {
-        let mut cache = self.0.as_ref()?.lock().unwrap_or_else(|e| e.into_inner());
-        cache.get(text).cloned()
+        let doc = {
+            let mut cache = self.0.as_ref()?.lock().unwrap_or_else(|e| e.into_inner());
+            Arc::clone(cache.get(text)?)
+        };
+        // The copy is made outside the lock.
+        Some(ExecutableDocument::clone(&doc))
     }
 
     /// Keeps `doc`, the parse of `text`.
@@ -35,7 +45,7 @@ impl Documents {
         }
         if let Some(cache) = &self.0 {
             let mut cache = cache.lock().unwrap_or_else(|e| e.into_inner());
-            cache.put(text.to_owned(), doc.clone());
+            cache.put(text.to_owned(), Arc::new(doc.clone()));
         }
     }
 }

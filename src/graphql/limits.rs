@@ -63,14 +63,15 @@ impl Extension for AliasLimitExtension {
         // Parses once (or takes the document parsed for an earlier request with the
         // same text); async-graphql reuses it.
         let name = request.operation_name.clone();
-        // A persisted query comes parsed, with no text.
+        // A persisted query comes parsed, with no text. A document parsed here is kept
+        // once it has passed the checks below.
+        let mut parsed_text = None;
         if !request.query.is_empty() {
             let doc = match self.0.documents.get(&request.query) {
                 Some(doc) => doc,
                 None => {
-                    let doc = async_graphql::parser::parse_query(&request.query)?;
-                    self.0.documents.put(&request.query, &doc);
-                    doc
+                    parsed_text = Some(request.query.clone());
+                    async_graphql::parser::parse_query(&request.query)?
                 }
             };
             request.set_parsed_query(doc);
@@ -87,6 +88,9 @@ impl Extension for AliasLimitExtension {
             let err = async_graphql::Error::new(message)
                 .extend_with(|_, e| e.set("code", "GRAPHQL_VALIDATION_FAILED"));
             return Err(err.into_server_error(Default::default()));
+        }
+        if let Some(text) = parsed_text {
+            self.0.documents.put(&text, doc);
         }
         // A query's answer is bounded as a whole. A subscription's events carry one
         // record each, and a mutation's answer the records it wrote (charging those

@@ -5,9 +5,10 @@ use std::sync::{Arc, Mutex};
 use futures_util::{StreamExt, stream::BoxStream};
 
 use async_graphql::{
-    Response, ServerResult, Variables,
+    Request, Response, ServerResult, Variables,
     extensions::{
-        Extension, ExtensionContext, ExtensionFactory, NextExecute, NextParseQuery, NextSubscribe,
+        Extension, ExtensionContext, ExtensionFactory, NextExecute, NextParseQuery,
+        NextPrepareRequest, NextSubscribe,
     },
     parser::types::{ExecutableDocument, OperationType},
 };
@@ -20,18 +21,56 @@ pub struct OperationMetrics;
 impl ExtensionFactory for OperationMetrics {
     fn create(&self) -> Arc<dyn Extension> {
         Arc::new(PerRequest {
-            kind: Mutex::new("unknown"),
+            seen: Arc::new(Mutex::new(Seen::default())),
         })
     }
 }
 
-/// One request's operation type, learnt while parsing.
+/// One request's operation name and its document's operations, learnt while preparing
+/// and parsing it.
 struct PerRequest {
-    kind: Mutex<&'static str>,
+    seen: Arc<Mutex<Seen>>,
+}
+
+#[derive(Default)]
+struct Seen {
+    operation_name: Option<String>,
+    /// Each operation of the document: its name and type.
+    operations: Vec<(Option<String>, &'static str)>,
+}
+
+impl Seen {
+    /// The type of the operation the request runs: the named one, or the only one.
+    fn kind(seen: &Mutex<Self>) -> &'static str {
+        let seen = seen.lock().unwrap_or_else(|e| e.into_inner());
+        let chosen = match &seen.operation_name {
+            Some(name) => seen
+                .operations
+                .iter()
+                .find(|(n, _)| n.as_deref() == Some(name.as_str())),
+            None if seen.operations.len() == 1 => seen.operations.first(),
+            None => None,
+        };
+        chosen.map_or("unknown", |(_, kind)| *kind)
+    }
 }
 
 #[async_trait::async_trait]
 impl Extension for PerRequest {
+    async fn prepare_request(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        request: Request,
+        next: NextPrepareRequest<'_>,
+    ) -> ServerResult<Request> {
+        let request = next.run(ctx, request).await?;
+        self.seen
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .operation_name = request.operation_name.clone();
+        Ok(request)
+    }
+
     async fn parse_query(
         &self,
         ctx: &ExtensionContext<'_>,
@@ -42,13 +81,22 @@ impl Extension for PerRequest {
         let doc = next.run(ctx, query, variables).await;
         match &doc {
             Ok(doc) => {
-                let kind = match doc.operations.iter().next().map(|(_, op)| op.node.ty) {
-                    Some(OperationType::Query) => "query",
-                    Some(OperationType::Mutation) => "mutation",
-                    Some(OperationType::Subscription) => "subscription",
-                    None => "unknown",
-                };
-                *self.kind.lock().unwrap_or_else(|e| e.into_inner()) = kind;
+                let operations = doc
+                    .operations
+                    .iter()
+                    .map(|(name, op)| {
+                        let kind = match op.node.ty {
+                            OperationType::Query => "query",
+                            OperationType::Mutation => "mutation",
+                            OperationType::Subscription => "subscription",
+                        };
+                        (name.map(|n| n.to_string()), kind)
+                    })
+                    .collect();
+                self.seen
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .operations = operations;
             }
             Err(_) => {
                 metrics::counter!(GRAPHQL_OPERATIONS, "type" => "unknown", "outcome" => "parse_error")
@@ -65,7 +113,7 @@ impl Extension for PerRequest {
         next: NextExecute<'_>,
     ) -> Response {
         let response = next.run(ctx, operation_name).await;
-        let kind = *self.kind.lock().unwrap_or_else(|e| e.into_inner());
+        let kind = Seen::kind(&self.seen);
         // A subscription runs this for every event; `subscribe` counts it once.
         if kind == "subscription" {
             return response;
@@ -82,11 +130,13 @@ impl Extension for PerRequest {
         next: NextSubscribe<'_>,
     ) -> BoxStream<'s, Response> {
         // One count per subscription, by how its first result looks: a refused
-        // subscription's only result is its error.
+        // subscription's only result is its error. Queries and mutations sent over a
+        // WebSocket or event stream arrive here too; `execute` counts those.
         let mut first = true;
+        let seen = Arc::clone(&self.seen);
         next.run(ctx, stream)
             .map(move |response| {
-                if std::mem::take(&mut first) {
+                if std::mem::take(&mut first) && Seen::kind(&seen) == "subscription" {
                     let outcome = if response.is_ok() { "ok" } else { "error" };
                     metrics::counter!(GRAPHQL_OPERATIONS, "type" => "subscription", "outcome" => outcome)
                         .increment(1);
@@ -121,7 +171,7 @@ mod tests {
     }
 
     #[test]
-    fn a_subscription_counts_once_however_many_events_it_delivers() {
+    fn each_operation_counts_once_by_the_type_of_the_operation_it_runs() {
         let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
         let handle = recorder.handle();
         metrics::with_local_recorder(&recorder, || {
@@ -138,6 +188,13 @@ mod tests {
                     .await;
                 assert_eq!(events.len(), 3);
                 assert!(schema.execute("{ one }").await.is_ok());
+                // The operation it runs, not the document's first.
+                let named = async_graphql::Request::new("subscription S { three } query Q { one }")
+                    .operation_name("Q");
+                assert!(schema.execute(named).await.is_ok());
+                // A query sent as a stream (over a WebSocket) is a query.
+                let over_ws: Vec<_> = schema.execute_stream("{ one }").collect().await;
+                assert_eq!(over_ws.len(), 1);
             });
         });
         let text = handle.render();
@@ -147,6 +204,6 @@ mod tests {
                 .find_map(|l| l.strip_prefix(prefix.as_str()).map(str::to_owned))
         };
         assert_eq!(count("subscription").as_deref(), Some("1"), "{text}");
-        assert_eq!(count("query").as_deref(), Some("1"), "{text}");
+        assert_eq!(count("query").as_deref(), Some("3"), "{text}");
     }
 }

@@ -378,7 +378,7 @@ async fn a_document_sent_again_is_answered_for_its_own_variables_and_method() {
     const CREATE: &str =
         "mutation($d: JSON!) { createRecord(input: {collection: \"doc\", data: $d}) { id } }";
     // With the parsed-document cache and without it, the same answers.
-    for size in [256, 0] {
+    for size in [64, 0] {
         let app = spawn_app_with(|c| c.document_cache_size = size).await;
         let a = app.create("doc", json!({"n": 1})).await;
         let b = app.create("doc", json!({"n": 2})).await;

@@ -238,6 +238,13 @@ async fn write_loop(
     if let Some((frame, drain)) = frame {
         if drain {
             let _ = tokio::time::timeout(DRAIN_WAIT, async {
+                // A close that came while the writer waited for more messages finds
+                // them in the batch, not yet written: they go first.
+                for queued in batch.drain(..) {
+                    if sink.feed(queued.msg).await.is_err() {
+                        return;
+                    }
+                }
                 while let Ok(queued) = queue.try_recv() {
                     if sink.feed(queued.msg).await.is_err() {
                         return;

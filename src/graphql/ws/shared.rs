@@ -184,8 +184,13 @@ pub enum Found {
 
 impl SharedOp {
     /// Called for the change at `seq` before it is yielded: whether its result is
-    /// known (then the resolver need not resolve it).
+    /// known (then the resolver need not resolve it). A subscription alone in its
+    /// shape has no one to share with: it neither looks up nor keeps anything.
     pub fn lookup(&self, seq: i64) -> bool {
+        if Arc::strong_count(&self.shape) == 1 {
+            self.clear();
+            return false;
+        }
         let found = match self.shape.get(seq) {
             Some(result) => Found::Result(seq, result),
             None => Found::Execute(seq),
@@ -247,6 +252,7 @@ mod tests {
     fn a_shape_keeps_its_highest_positions_within_the_budget() {
         let shapes = Shapes::new(100);
         let op = shapes.op(&request("s", 1), &Access::full()).unwrap();
+        let other = shapes.op(&request("s", 1), &Access::full()).unwrap();
         for seq in 1..=20 {
             op.keep(seq, Arc::from("12345"));
         }
@@ -257,6 +263,9 @@ mod tests {
         let big = Arc::<str>::from("x".repeat(200));
         op.keep(21, big);
         assert!(!op.lookup(21), "over the budget");
+        drop(other);
+        assert!(!op.lookup(20), "alone in its shape, nothing to share");
+        assert!(op.take().is_none());
         drop(op);
         assert_eq!(
             shapes.used(),
