@@ -241,7 +241,7 @@ pub struct Config {
     #[arg(
         long,
         env = "RECORDSYNC_WS_READ_BUFFER_BYTES",
-        default_value_t = 4096,
+        default_value_t = 1024,
         global = true
     )]
     pub ws_read_buffer_bytes: usize,

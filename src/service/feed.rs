@@ -48,6 +48,10 @@ struct Feed {
     /// holds at most two batches.
     /// Dropping it (with the feed, even while it is awaited) aborts the read.
     prefetch: Option<AbortOnDropHandle<Result<ChangeBatch>>>,
+    /// Deliveries and their lag behind the commit, looked up once rather than at every
+    /// delivery.
+    delivered: metrics::Counter,
+    lag: metrics::Histogram,
 }
 
 const MIN_RETRY: Duration = Duration::from_millis(100);
@@ -77,6 +81,8 @@ pub fn subscribe(
         mode: Mode::Live,
         retry: MIN_RETRY,
         prefetch: None,
+        delivered: metrics::counter!(m::EVENTS_DELIVERED),
+        lag: metrics::histogram!(m::DELIVERY_SECONDS),
     };
     if pos < head {
         feed.set_mode(Mode::CatchingUp);
@@ -91,7 +97,7 @@ impl Feed {
     async fn next(&mut self) -> Option<Result<Arc<Change>>> {
         loop {
             if let Some(change) = self.pending.pop_front() {
-                return Some(Ok(delivered(change)));
+                return Some(Ok(self.delivered(change)));
             }
             match self.mode {
                 Mode::Done => return None,
@@ -144,7 +150,7 @@ impl Feed {
                     Ok(published) if published.prev == self.pos => {
                         self.pos = published.change.seq;
                         if self.filter.matches(&published.change) {
-                            return Some(Ok(delivered(Arc::clone(&published.change))));
+                            return Some(Ok(self.delivered(Arc::clone(&published.change))));
                         }
                     }
                     Ok(_) | Err(RecvError::Lagged(_)) => {
@@ -159,6 +165,14 @@ impl Feed {
                 },
             }
         }
+    }
+
+    /// Counts a delivery and how long after its commit it happened.
+    fn delivered(&self, change: Arc<Change>) -> Arc<Change> {
+        self.delivered.increment(1);
+        let lag = chrono::Utc::now() - change.changed_at;
+        self.lag.record(lag.as_seconds_f64().max(0.0));
+        change
     }
 
     /// Switches mode, keeping the catching-up gauge true.
@@ -188,12 +202,4 @@ impl Drop for Feed {
         self.set_mode(Mode::Done);
         metrics::gauge!(m::SUBSCRIPTIONS_ACTIVE).decrement(1.0);
     }
-}
-
-/// Counts a delivery and how long after its commit it happened.
-fn delivered(change: Arc<Change>) -> Arc<Change> {
-    metrics::counter!(m::EVENTS_DELIVERED).increment(1);
-    let lag = chrono::Utc::now() - change.changed_at;
-    metrics::histogram!(m::DELIVERY_SECONDS).record(lag.as_seconds_f64().max(0.0));
-    change
 }
