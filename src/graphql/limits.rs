@@ -189,7 +189,10 @@ pub fn selects_mutation(doc: &ExecutableDocument, operation_name: Option<&str>) 
 
 /// The type of the operation a request named `operation_name` runs in `doc`, if it
 /// names one the document has (or the document has only one).
-fn operation_type(doc: &ExecutableDocument, operation_name: Option<&str>) -> Option<OperationType> {
+pub(super) fn operation_type(
+    doc: &ExecutableDocument,
+    operation_name: Option<&str>,
+) -> Option<OperationType> {
     use async_graphql::parser::types::DocumentOperations;
     let op = match (&doc.operations, operation_name) {
         (DocumentOperations::Single(op), _) => Some(op),

@@ -13,6 +13,7 @@ use async_graphql::{
     parser::types::{ExecutableDocument, OperationType},
 };
 
+use super::limits::operation_type;
 use crate::metrics::GRAPHQL_OPERATIONS;
 
 /// Counts operations (`recordsync_graphql_operations_total`).
@@ -26,8 +27,8 @@ impl ExtensionFactory for OperationMetrics {
     }
 }
 
-/// One request's operation name and its document's operations, learnt while preparing
-/// and parsing it.
+/// One request's operation name and the type of the operation it runs, learnt while
+/// preparing and parsing it.
 struct PerRequest {
     seen: Arc<Mutex<Seen>>,
 }
@@ -35,23 +36,20 @@ struct PerRequest {
 #[derive(Default)]
 struct Seen {
     operation_name: Option<String>,
-    /// Each operation of the document: its name and type.
-    operations: Vec<(Option<String>, &'static str)>,
+    /// The type of the operation the request runs (`None` until parsed, or when the
+    /// document has no such operation).
+    kind: Option<OperationType>,
 }
 
 impl Seen {
-    /// The type of the operation the request runs: the named one, or the only one.
+    /// The type of the operation the request runs, as the metric's label.
     fn kind(seen: &Mutex<Self>) -> &'static str {
-        let seen = seen.lock().unwrap_or_else(|e| e.into_inner());
-        let chosen = match &seen.operation_name {
-            Some(name) => seen
-                .operations
-                .iter()
-                .find(|(n, _)| n.as_deref() == Some(name.as_str())),
-            None if seen.operations.len() == 1 => seen.operations.first(),
-            None => None,
-        };
-        chosen.map_or("unknown", |(_, kind)| *kind)
+        match seen.lock().unwrap_or_else(|e| e.into_inner()).kind {
+            Some(OperationType::Query) => "query",
+            Some(OperationType::Mutation) => "mutation",
+            Some(OperationType::Subscription) => "subscription",
+            None => "unknown",
+        }
     }
 }
 
@@ -81,22 +79,8 @@ impl Extension for PerRequest {
         let doc = next.run(ctx, query, variables).await;
         match &doc {
             Ok(doc) => {
-                let operations = doc
-                    .operations
-                    .iter()
-                    .map(|(name, op)| {
-                        let kind = match op.node.ty {
-                            OperationType::Query => "query",
-                            OperationType::Mutation => "mutation",
-                            OperationType::Subscription => "subscription",
-                        };
-                        (name.map(|n| n.to_string()), kind)
-                    })
-                    .collect();
-                self.seen
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .operations = operations;
+                let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+                seen.kind = operation_type(doc, seen.operation_name.as_deref());
             }
             Err(_) => {
                 metrics::counter!(GRAPHQL_OPERATIONS, "type" => "unknown", "outcome" => "parse_error")
